@@ -1,0 +1,3 @@
+from .configuration_motionpatches import MotionPatchesConfig, MotionPatchesMotionConfig
+
+__all__ = ["MotionPatchesConfig", "MotionPatchesMotionConfig"]

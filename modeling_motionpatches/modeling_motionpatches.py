@@ -1,0 +1,295 @@
+"""MotionTextModel: a timm ViT over motion patches and a transformers text encoder in one space.
+
+Follows the installed transformers' CLIPModel API: `get_motion_features` / `get_text_features`
+return `BaseModelOutputWithPooling` with the projected embedding in `pooler_output`, and
+`forward` returns logits both ways, the normalised embeddings, the towers' outputs and,
+with `return_loss=True`, the symmetric InfoNCE loss.
+
+Shipped with saved checkpoints as remote code (see `MotionTextModel.save_pretrained`).
+"""
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.utils import ModelOutput
+
+try:  # in a saved checkpoint folder transformers loads the configuration module from beside this file
+    from .configuration_motionpatches import MotionPatchesConfig, MotionPatchesMotionConfig
+except ImportError:  # in the source tree it lives in its own role folder, `configuration/`
+    from configuration.configuration_motionpatches import MotionPatchesConfig, MotionPatchesMotionConfig
+
+
+def motion_text_contrastive_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE: text i matches motion i; mean of the text->motion and motion->text cross-entropies."""
+    targets = torch.arange(logits_per_text.shape[0], device=logits_per_text.device)
+    text_loss = F.cross_entropy(logits_per_text, targets)
+    motion_loss = F.cross_entropy(logits_per_text.t(), targets)
+    return (text_loss + motion_loss) / 2.0
+
+
+@dataclass
+class MotionTextOutput(ModelOutput):
+    r"""
+    loss (`torch.FloatTensor` of shape `(1,)`, returned when `return_loss` is `True`):
+        Symmetric contrastive loss.
+    logits_per_motion (`torch.FloatTensor` of shape `(motion_batch_size, text_batch_size)`):
+        Scaled cosine similarities between each motion and each text.
+    logits_per_text (`torch.FloatTensor` of shape `(text_batch_size, motion_batch_size)`):
+        The transpose of `logits_per_motion`.
+    text_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`):
+        L2-normalised projected text embeddings.
+    motion_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`):
+        L2-normalised projected motion embeddings.
+    text_model_output (`BaseModelOutputWithPooling`):
+        The text tower's output (`pooler_output` holds the projected, unnormalised embedding).
+    motion_model_output (`BaseModelOutputWithPooling`):
+        The motion tower's output (`pooler_output` holds the projected, unnormalised embedding).
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits_per_motion: torch.FloatTensor | None = None
+    logits_per_text: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    motion_embeds: torch.FloatTensor | None = None
+    text_model_output: BaseModelOutputWithPooling | None = None
+    motion_model_output: BaseModelOutputWithPooling | None = None
+
+    def to_tuple(self) -> tuple[Any]:
+        return tuple(
+            self[k] if k not in ("text_model_output", "motion_model_output") else getattr(self, k).to_tuple()
+            for k in self.keys()
+        )
+
+
+class MotionPatchesProjectionHead(nn.Module):
+    """Linear -> GELU -> Linear -> Dropout, added to the first Linear's output, then LayerNorm.
+
+    Parameter names match the paper's code (`projection`, `fc`, `layer_norm`) so its weights load 1:1.
+    """
+
+    def __init__(self, input_dim: int, projection_dim: int, dropout: float):
+        super().__init__()
+        self.projection = nn.Linear(input_dim, projection_dim)
+        self.gelu = nn.GELU()
+        self.fc = nn.Linear(projection_dim, projection_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.layer_norm = nn.LayerNorm(projection_dim)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        projected = self.projection(hidden_states)
+        hidden_states = self.dropout(self.fc(self.gelu(projected)))
+        return self.layer_norm(hidden_states + projected)
+
+
+def create_motion_backbone(
+    motion_config: MotionPatchesMotionConfig, pretrained: bool = False, weights_file: str | None = None
+) -> nn.Module:
+    """The timm ViT of `motion_config`, its patch grid set to (frames / N) x parts.
+
+    With `pretrained=True` timm loads the backbone's weights -- from the Hub, or from `weights_file`
+    (a local `.safetensors`/`.pth`) through `pretrained_cfg_overlay` -- and its checkpoint filter
+    resamples the image position embeddings to the motion grid, exactly as the reference did.
+    """
+    kwargs = motion_config.timm_kwargs()
+    if weights_file is not None:
+        if not os.path.isfile(weights_file):
+            raise FileNotFoundError(f"motion backbone weights file not found: {weights_file}")
+        pretrained = True
+        kwargs["pretrained_cfg_overlay"] = dict(file=os.fspath(weights_file))
+    return timm.create_model(motion_config.backbone, pretrained=pretrained, **kwargs)
+
+
+class MotionTextPreTrainedModel(PreTrainedModel):
+    config_class = MotionPatchesConfig
+    base_model_prefix = "motion_text"
+    main_input_name = "motion_values"
+    supports_gradient_checkpointing = False
+    _supports_sdpa = True
+
+    def _init_weights(self, module):
+        # The towers initialise themselves (timm in its constructor, transformers through the text
+        # model's own `_init_weights`); only what this file adds is set here, with PyTorch's defaults.
+        if isinstance(module, MotionPatchesProjectionHead):
+            for linear in (module.projection, module.fc):
+                init.kaiming_uniform_(linear.weight, a=5**0.5)
+                bound = 1 / linear.in_features**0.5
+                init.uniform_(linear.bias, -bound, bound)
+            init.ones_(module.layer_norm.weight)
+            init.zeros_(module.layer_norm.bias)
+        elif isinstance(module, MotionTextModel):
+            init.constant_(module.logit_scale, self.config.logit_scale_init_value)
+
+
+class MotionTextModel(MotionTextPreTrainedModel):
+    r"""
+    Motion Patches (Yu et al., CVPR 2024): motions and sentences embedded in one space.
+
+    motion_model (`nn.Module`, *optional*):
+        A ready motion backbone (e.g. a pretrained timm ViT); built from `config.motion_config` otherwise.
+    text_model (`PreTrainedModel`, *optional*):
+        A ready text encoder; built from `config.text_config` otherwise.
+    """
+
+    def __init__(
+        self,
+        config: MotionPatchesConfig,
+        motion_model: nn.Module | None = None,
+        text_model: PreTrainedModel | None = None,
+    ):
+        super().__init__(config)
+        self.motion_model = motion_model if motion_model is not None else create_motion_backbone(config.motion_config)
+        if text_model is None:
+            text_model = AutoModel.from_config(config.text_config)
+        else:
+            # one text config for both: the pretrained model's object carries the attention backend it was loaded with
+            config.text_config._attn_implementation = text_model.config._attn_implementation
+            text_model.config = config.text_config
+        self.text_model = text_model
+        self.motion_embed_dim = self.motion_model.num_features
+        self.text_embed_dim = config.text_config.hidden_size
+        self.motion_projection = MotionPatchesProjectionHead(
+            self.motion_embed_dim, config.projection_dim, config.projection_dropout
+        )
+        self.text_projection = MotionPatchesProjectionHead(
+            self.text_embed_dim, config.projection_dim, config.projection_dropout
+        )
+        self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+        self.post_init()
+
+    # ----------------------------------------------------------------------------- construction
+    @classmethod
+    def from_motion_text_pretrained(
+        cls,
+        motion_backbone: str = "vit_base_patch16_224.augreg_in21k",
+        text_model_name_or_path: str = "distilbert-base-uncased",
+        *,
+        motion_pretrained: bool = True,
+        motion_weights_file: str | None = None,
+        motion_config: dict | None = None,
+        text_model_kwargs: dict | None = None,
+        **config_kwargs,
+    ) -> "MotionTextModel":
+        """Start from pretrained towers, like `VisionTextDualEncoderModel.from_vision_text_pretrained`.
+
+        motion_backbone: a timm ViT name with a pretrained tag (weights from the Hub), or any timm ViT
+            name together with `motion_weights_file`, a local `.safetensors`/`.pth` state dict of that
+            architecture. The image position embeddings are resampled to the motion-patch grid.
+        text_model_name_or_path: a transformers model on the Hub or a local folder.
+        motion_pretrained: `False` keeps the motion tower random (training it from scratch), unless
+            `motion_weights_file` is given.
+        motion_config: other `MotionPatchesMotionConfig` fields (`num_frames`, `pooling`, `backbone_kwargs`, ...).
+        config_kwargs: other `MotionPatchesConfig` fields (`projection_dim`, ...).
+        """
+        if motion_weights_file is not None and not os.path.isfile(motion_weights_file):
+            raise FileNotFoundError(f"motion backbone weights file not found: {motion_weights_file}")
+        motion_cfg = MotionPatchesMotionConfig(backbone=motion_backbone, **(motion_config or {}))
+        text_model = AutoModel.from_pretrained(text_model_name_or_path, **(text_model_kwargs or {}))
+        config = MotionPatchesConfig(motion_config=motion_cfg, text_config=text_model.config.to_dict(), **config_kwargs)
+        motion_model = create_motion_backbone(motion_cfg, pretrained=motion_pretrained, weights_file=motion_weights_file)
+        return cls(config, motion_model=motion_model, text_model=text_model)
+
+    # ----------------------------------------------------------------------------- features
+    def _check_motion_values(self, motion_values: torch.Tensor) -> None:
+        expected = (3, *self.config.motion_config.image_size)
+        if motion_values.ndim != 4 or tuple(motion_values.shape[1:]) != expected:
+            raise ValueError(
+                f"motion_values has shape {tuple(motion_values.shape)}; this model expects (batch, {', '.join(map(str, expected))}) "
+                "-- prepare motions with the model's MotionPatchProcessor"
+            )
+
+    def get_motion_features(self, motion_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
+        """The motion tower: patch tokens in `last_hidden_state`, projected embedding in `pooler_output`."""
+        self._check_motion_values(motion_values)
+        tokens = self.motion_model.forward_features(motion_values.to(self.logit_scale.dtype))
+        pooled = self.motion_model.forward_head(tokens, pre_logits=True)
+        return BaseModelOutputWithPooling(last_hidden_state=tokens, pooler_output=self.motion_projection(pooled))
+
+    def get_text_features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        """The text tower: token states in `last_hidden_state`, projected first-token embedding in `pooler_output`."""
+        # DistilBERT-like encoders take no token_type_ids/position_ids: pass only what was given
+        optional = {"token_type_ids": token_type_ids, "position_ids": position_ids}
+        optional = {name: value for name, value in optional.items() if value is not None}
+        text_outputs = self.text_model(
+            input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **optional, **kwargs
+        )
+        first_token = text_outputs.last_hidden_state[:, 0]
+        return BaseModelOutputWithPooling(
+            last_hidden_state=text_outputs.last_hidden_state,
+            pooler_output=self.text_projection(first_token),
+            hidden_states=text_outputs.hidden_states,
+            attentions=text_outputs.attentions,
+        )
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        motion_values: torch.FloatTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        return_loss: bool | None = None,
+        **kwargs,
+    ) -> MotionTextOutput:
+        if input_ids is None or motion_values is None:
+            raise ValueError("forward needs both input_ids and motion_values; use get_text_features/get_motion_features for one tower")
+        motion_outputs = self.get_motion_features(motion_values=motion_values)
+        text_outputs = self.get_text_features(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            **kwargs,
+        )
+        motion_embeds = F.normalize(motion_outputs.pooler_output, dim=-1)
+        text_embeds = F.normalize(text_outputs.pooler_output, dim=-1)
+        logits_per_text = (text_embeds @ motion_embeds.t()) * self.logit_scale.exp()
+        logits_per_motion = logits_per_text.t()
+        loss = motion_text_contrastive_loss(logits_per_text) if return_loss else None
+        return MotionTextOutput(
+            loss=loss,
+            logits_per_motion=logits_per_motion,
+            logits_per_text=logits_per_text,
+            text_embeds=text_embeds,
+            motion_embeds=motion_embeds,
+            text_model_output=text_outputs,
+            motion_model_output=motion_outputs,
+        )
+
+    # ----------------------------------------------------------------------------- saving
+    def save_pretrained(self, save_directory, *args, push_to_hub: bool = False, **kwargs):
+        """`PreTrainedModel.save_pretrained`, plus the code a fresh interpreter needs for `trust_remote_code`.
+
+        transformers copies only files that sit in one folder; in this repository the configuration has
+        its own folder, so both modules are written flat next to the weights here, and `auto_map` points at them.
+        """
+        self.config.auto_map = {
+            "AutoConfig": "configuration_motionpatches.MotionPatchesConfig",
+            "AutoModel": "modeling_motionpatches.MotionTextModel",
+        }
+        hub_kwargs = {}
+        if push_to_hub:
+            hub_kwargs = {k: kwargs.pop(k) for k in ("repo_id", "commit_message", "private", "token") if k in kwargs}
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        for module in (sys.modules[MotionPatchesConfig.__module__], sys.modules[__name__]):
+            shutil.copyfile(module.__file__, os.path.join(save_directory, os.path.basename(module.__file__)))
+        if push_to_hub:
+            repo_id = hub_kwargs.pop("repo_id", os.path.basename(os.path.normpath(save_directory)))
+            self.push_to_hub(repo_id, **hub_kwargs)
+        return result

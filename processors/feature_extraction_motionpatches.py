@@ -1,0 +1,345 @@
+"""Turns joint-position motions `(T, J, 3)` into motion-patch images `(3, frames, parts * N)`.
+
+Preprocessing (Motion Patches, Yu et al. CVPR 2024): per-joint z-score with dataset statistics,
+each kinematic chain resampled to N points by linear interpolation, optional frame-rate
+resampling, crop to `num_frames` (first window, or a random one for training) or zero padding.
+All steps are linear per frame, so they are applied as: frame-rate resampling, crop, z-score,
+one matrix product that resamples every chain at once, zero padding -- the same numbers as the
+stated order, without touching frames that the crop throws away.
+
+Shipped with saved checkpoints as remote code: imports only siblings from this folder.
+"""
+
+import os
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
+from transformers.utils import logging
+
+from .skeletons import Skeleton, resolve_skeleton
+
+logger = logging.get_logger(__name__)
+
+CROP_MODES = ("first", "random")
+
+
+def linear_resample_weights(num_points: int, num_out: int) -> np.ndarray:
+    """`(num_points, num_out)` weights of OpenCV's INTER_LINEAR resize of a 1 x num_points row.
+
+    OpenCV maps output pixel x to source position (x + 0.5) * num_points / num_out - 0.5 (half-pixel
+    centres) and clamps it to the first/last source pixel; the authors' checkpoints were trained
+    on exactly these values.
+    """
+    position = (np.arange(num_out, dtype=np.float64) + 0.5) * (num_points / num_out) - 0.5
+    position = np.clip(position, 0.0, num_points - 1)
+    left = np.floor(position).astype(np.int64)
+    right = np.minimum(left + 1, num_points - 1)
+    frac = position - left
+    weights = np.zeros((num_points, num_out), dtype=np.float64)
+    columns = np.arange(num_out)
+    np.add.at(weights, (left, columns), 1.0 - frac)
+    np.add.at(weights, (right, columns), frac)
+    return weights
+
+
+def resample_frame_rate(motion: np.ndarray, source_fps: float, target_fps: float) -> np.ndarray:
+    """Linear interpolation in time from `source_fps` to `target_fps` (first frame kept, no extrapolation)."""
+    if source_fps == target_fps:
+        return motion
+    num_frames = motion.shape[0]
+    num_out = int(np.floor((num_frames - 1) * target_fps / source_fps + 1e-9)) + 1
+    position = np.arange(num_out) * (source_fps / target_fps)
+    left = np.minimum(np.floor(position).astype(np.int64), num_frames - 1)
+    right = np.minimum(left + 1, num_frames - 1)
+    frac = (position - left).astype(motion.dtype)[:, None, None]
+    return motion[left] * (1 - frac) + motion[right] * frac
+
+
+def _describe(index: int | None) -> str:
+    return "motion" if index is None else f"motion {index}"
+
+
+def load_motion(motion, index: int | None = None) -> np.ndarray:
+    """A validated float32 `(T, J, 3)` array from an array, a tensor or a `.npy` path."""
+    name = _describe(index)
+    if isinstance(motion, (str, os.PathLike)):
+        path = os.fspath(motion)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{name}: motion file not found: {path}")
+        try:
+            array = np.load(path, allow_pickle=False)
+        except ValueError as err:
+            raise ValueError(f"{name}: {path} is not a numeric .npy array ({err})") from None
+        except OSError as err:
+            raise ValueError(f"{name}: cannot read {path} as .npy ({err})") from None
+        name = f"{name} ({path})"
+    elif hasattr(motion, "detach") and hasattr(motion, "cpu"):  # a torch tensor, without importing torch
+        tensor = motion.detach().cpu()
+        array = (tensor.float() if tensor.dtype.is_floating_point else tensor).numpy()
+    elif isinstance(motion, np.ndarray):
+        array = motion
+    else:
+        raise TypeError(
+            f"{name}: expected a (frames, joints, 3) numpy array, torch tensor or .npy path, got {type(motion).__name__}"
+        )
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(f"{name}: dtype {array.dtype} is not numeric joint positions")
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise ValueError(f"{name}: shape {tuple(array.shape)} is not (frames, joints, 3)")
+    if array.shape[0] == 0:
+        raise ValueError(f"{name}: has zero frames")
+    array = array.astype(np.float32, copy=False)
+    finite = np.isfinite(array)
+    if not finite.all():
+        frame, joint, _ = np.argwhere(~finite)[0]
+        kind = "NaN" if np.isnan(array[frame, joint]).any() else "inf"
+        raise ValueError(f"{name}: contains {kind} (first at frame {frame}, joint {joint})")
+    return array
+
+
+def as_motion_list(motions) -> list:
+    """Split the accepted input forms into a list of single motions."""
+    if isinstance(motions, (str, os.PathLike)):
+        return [motions]
+    if isinstance(motions, np.ndarray) or hasattr(motions, "detach"):
+        if motions.ndim == 4:
+            return list(motions)
+        return [motions]
+    if isinstance(motions, Sequence):
+        if len(motions) == 0:
+            raise ValueError("motions is empty: pass at least one (frames, joints, 3) motion")
+        return list(motions)
+    raise TypeError(
+        "motions must be a (frames, joints, 3) array or tensor, a .npy path, or a list of those; "
+        f"got {type(motions).__name__}"
+    )
+
+
+class MotionPatchFeatureExtractor(FeatureExtractionMixin):
+    r"""
+    Builds `motion_values` of shape `(batch, 3, num_frames, num_parts * points_per_part)`.
+
+    skeleton (`str`, `dict` or `Skeleton`, defaults to `"humanml3d"`):
+        A preset (`"humanml3d"`, `"kit"`), a path to a JSON file or a dict with `joint_names` and `chains`.
+    part_order (`str` or `list`, defaults to `"canonical"`):
+        Column order of the body parts: `"canonical"` (torso, left arm, right arm, left leg, right leg),
+        `"reference"` (the reference implementation's per-dataset order) or a list of part names.
+    points_per_part (`int`, defaults to 16):
+        N, the number of points each chain is resampled to (the ViT patch size).
+    num_frames (`int`, defaults to 224):
+        Length of the motion window.
+    fps (`float`, defaults to 20.0):
+        Frame rate the model expects; motions given with another `motion_fps` are resampled to it.
+    mean, std (`(joints, 3)` arrays, *optional*):
+        Per-joint dataset statistics for the z-score. Without them, positions are used as they are.
+        See [`~MotionPatchFeatureExtractor.fit_statistics`].
+    crop (`str`, defaults to `"first"`):
+        `"first"` takes the first `num_frames` frames; `"random"` a random window (training).
+    """
+
+    model_input_names = ["motion_values"]
+
+    def __init__(
+        self,
+        skeleton="humanml3d",
+        part_order="canonical",
+        points_per_part: int = 16,
+        num_frames: int = 224,
+        fps: float = 20.0,
+        mean=None,
+        std=None,
+        crop: str = "first",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self._skeleton: Skeleton = resolve_skeleton(skeleton)
+        self._ordered_chains = self._skeleton.ordered_chains(part_order)
+        self.part_order = list(part_order) if isinstance(part_order, (list, tuple)) else part_order
+        if int(points_per_part) < 1 or int(num_frames) < 1:
+            raise ValueError(f"points_per_part={points_per_part} and num_frames={num_frames} must be positive")
+        self.points_per_part = int(points_per_part)
+        self.num_frames = int(num_frames)
+        if not fps or fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.fps = float(fps)
+        if crop not in CROP_MODES:
+            raise ValueError(f"crop={crop!r}; expected one of {CROP_MODES}")
+        self.crop = crop
+        self.set_statistics(mean, std)
+        self._resample_matrix = self._build_resample_matrix()
+
+    # ----------------------------------------------------------------------------- configuration
+    @property
+    def skeleton(self) -> Skeleton:
+        return self._skeleton
+
+    @property
+    def num_parts(self) -> int:
+        return len(self._ordered_chains)
+
+    @property
+    def part_names(self) -> list[str]:
+        return [name for name, _ in self._ordered_chains]
+
+    def _build_resample_matrix(self) -> np.ndarray:
+        """One `(joints, parts * N)` matrix: a motion frame times it gives every resampled chain at once."""
+        n = self.points_per_part
+        matrix = np.zeros((self._skeleton.num_joints, self.num_parts * n), dtype=np.float64)
+        for part, (_, chain) in enumerate(self._ordered_chains):
+            weights = linear_resample_weights(len(chain), n)
+            # np.add.at: a chain may visit a joint twice
+            np.add.at(matrix, (np.asarray(chain)[:, None], np.arange(part * n, (part + 1) * n)[None, :]), weights)
+        return matrix.astype(np.float32)
+
+    def set_statistics(self, mean, std) -> None:
+        """Set (or clear, with `None, None`) the per-joint z-score statistics, each `(joints, 3)`."""
+        if (mean is None) != (std is None):
+            raise ValueError("mean and std must be given together")
+        if mean is None:
+            self._mean = self._std = None
+            return
+        expected = (self._skeleton.num_joints, 3)
+        arrays = []
+        for label, value in (("mean", mean), ("std", std)):
+            array = np.asarray(value, dtype=np.float64)
+            if array.shape != expected:
+                raise ValueError(
+                    f"{label} has shape {array.shape}; skeleton {self._skeleton.name!r} needs {expected}"
+                )
+            if not np.isfinite(array).all():
+                raise ValueError(f"{label} contains NaN or inf")
+            arrays.append(array.astype(np.float32))
+        if (arrays[1] <= 0).any():
+            joint = int(np.argwhere(arrays[1] <= 0)[0, 0])
+            raise ValueError(f"std must be positive; joint {joint} ({self._skeleton.joint_names[joint]}) has {arrays[1][joint]}")
+        self._mean, self._std = arrays
+
+    @property
+    def mean(self):
+        return self._mean
+
+    @property
+    def std(self):
+        return self._std
+
+    def fit_statistics(self, motions: Iterable, min_std: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+        """Compute per-joint mean/std of raw positions over every frame of `motions` in one streaming pass
+        (Chan et al.'s pairwise update in float64), store them and return them.
+
+        `motions` is any iterable of `(T, J, 3)` arrays, tensors or `.npy` paths, e.g. a `datasets` column.
+        A coordinate that never moves (std below `min_std`) gets std 1 so it is centred but not blown up.
+        """
+        count, mean, m2 = 0, None, None
+        for index, motion in enumerate(motions):
+            array = load_motion(motion, index).astype(np.float64)
+            self._check_joints(array, index)
+            n = array.shape[0]
+            batch_mean = array.mean(axis=0)
+            batch_m2 = ((array - batch_mean) ** 2).sum(axis=0)
+            if mean is None:
+                count, mean, m2 = n, batch_mean, batch_m2
+                continue
+            delta = batch_mean - mean
+            total = count + n
+            mean = mean + delta * (n / total)
+            m2 = m2 + batch_m2 + delta**2 * (count * n / total)
+            count = total
+        if mean is None:
+            raise ValueError("fit_statistics got no motions")
+        std = np.sqrt(m2 / count)
+        frozen = std < min_std
+        if frozen.any():
+            logger.warning(f"{int(frozen.sum())} joint coordinates never move; their std is set to 1")
+            std = np.where(frozen, 1.0, std)
+        self.set_statistics(mean, std)
+        return self._mean, self._std
+
+    def to_dict(self) -> dict:
+        return {
+            "feature_extractor_type": self.__class__.__name__,
+            "skeleton": self._skeleton.to_dict(),
+            "part_order": self.part_order,
+            "part_names": self.part_names,
+            "points_per_part": self.points_per_part,
+            "num_frames": self.num_frames,
+            "fps": self.fps,
+            "mean": None if self._mean is None else self._mean.tolist(),
+            "std": None if self._std is None else self._std.tolist(),
+            "crop": self.crop,
+            **({"auto_map": self.auto_map} if getattr(self, "auto_map", None) else {}),
+        }
+
+    @classmethod
+    def from_dict(cls, feature_extractor_dict: dict, **kwargs):
+        config = dict(feature_extractor_dict)
+        config.pop("part_names", None)  # derived from skeleton + part_order
+        config.pop("feature_extractor_type", None)
+        return super().from_dict(config, **kwargs)
+
+    # ----------------------------------------------------------------------------- processing
+    def _check_joints(self, array: np.ndarray, index: int | None) -> None:
+        if array.shape[1] != self._skeleton.num_joints:
+            raise ValueError(
+                f"{_describe(index)} has {array.shape[1]} joints but skeleton {self._skeleton.name!r} has "
+                f"{self._skeleton.num_joints}"
+            )
+
+    def _window_start(self, num_frames: int, crop: str, rng: np.random.Generator | None) -> int:
+        if num_frames <= self.num_frames or crop == "first":
+            return 0
+        rng = rng if rng is not None else np.random.default_rng()
+        return int(rng.integers(0, num_frames - self.num_frames + 1))
+
+    def __call__(
+        self,
+        motions,
+        motion_fps: float | Sequence[float] | None = None,
+        crop: str | None = None,
+        rng: np.random.Generator | int | None = None,
+        return_motion_lengths: bool = False,
+        return_tensors=None,
+        **kwargs,
+    ) -> BatchFeature:
+        """
+        motions: a `(T, J, 3)` array/tensor, a `.npy` path, a `(B, T, J, 3)` array, or a list of those.
+        motion_fps: frame rate of the inputs (one value or one per motion); resampled to `self.fps` when different.
+        crop: overrides `self.crop` for this call. rng: numpy Generator or seed for random windows.
+        return_motion_lengths: also return `motion_lengths`, the number of real (unpadded) frames per motion.
+        """
+        crop = crop or self.crop
+        if crop not in CROP_MODES:
+            raise ValueError(f"crop={crop!r}; expected one of {CROP_MODES}")
+        if isinstance(rng, (int, np.integer)):
+            rng = np.random.default_rng(int(rng))
+        items = as_motion_list(motions)
+        if motion_fps is None or np.isscalar(motion_fps):
+            fps_list = [motion_fps] * len(items)
+        else:
+            fps_list = list(motion_fps)
+            if len(fps_list) != len(items):
+                raise ValueError(f"motion_fps has {len(fps_list)} values for {len(items)} motions")
+
+        batch = np.zeros((len(items), self.num_frames, self._skeleton.num_joints, 3), dtype=np.float32)
+        lengths = np.zeros(len(items), dtype=np.int64)
+        for index, (item, source_fps) in enumerate(zip(items, fps_list)):
+            array = load_motion(item, index)
+            self._check_joints(array, index)
+            if source_fps is not None:
+                if source_fps <= 0:
+                    raise ValueError(f"motion {index}: motion_fps must be positive, got {source_fps}")
+                array = resample_frame_rate(array, float(source_fps), self.fps)
+            start = self._window_start(array.shape[0], crop, rng)
+            window = array[start : start + self.num_frames]
+            lengths[index] = window.shape[0]
+            batch[index, : window.shape[0]] = window
+
+        if self._mean is not None:
+            valid = (np.arange(self.num_frames)[None, :] < lengths[:, None])[..., None, None]
+            batch = np.where(valid, (batch - self._mean) / self._std, 0.0).astype(np.float32)
+        # (B, F, J, 3) -> (B, 3, F, J) @ (J, P*N) -> (B, 3, F, P*N): channels are x, y, z
+        motion_values = np.ascontiguousarray(batch.transpose(0, 3, 1, 2)) @ self._resample_matrix
+        data = {"motion_values": motion_values}
+        if return_motion_lengths:
+            data["motion_lengths"] = lengths
+        return BatchFeature(data=data, tensor_type=return_tensors)
