@@ -154,6 +154,10 @@ class MotionTextModel(MotionTextPreTrainedModel):
             # one text config for both: the pretrained model's object carries the attention backend it was loaded with
             config.text_config._attn_implementation = text_model.config._attn_implementation
             text_model.config = config.text_config
+        # the first token's state is the text feature; a pooler (BERT's tanh layer) would only hold
+        # weights that get no gradient, which multi-process training refuses
+        if getattr(text_model, "pooler", None) is not None:
+            text_model.pooler = None
         self.text_model = text_model
         self.motion_embed_dim = self.motion_model.num_features
         self.text_embed_dim = config.text_config.hidden_size

@@ -304,15 +304,20 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
         """
         motions: a `(T, J, 3)` array/tensor, a `.npy` path, a `(B, T, J, 3)` array, or a list of those.
         motion_fps: frame rate of the inputs (one value or one per motion); resampled to `self.fps` when different.
-        crop: overrides `self.crop` for this call. rng: numpy Generator or seed for random windows.
+        crop: overrides `self.crop` for this call. rng: numpy Generator or seed for random windows, or one
+            Generator per motion (so a motion's window does not depend on the rest of the batch).
         return_motion_lengths: also return `motion_lengths`, the number of real (unpadded) frames per motion.
         """
         crop = crop or self.crop
         if crop not in CROP_MODES:
             raise ValueError(f"crop={crop!r}; expected one of {CROP_MODES}")
-        if isinstance(rng, (int, np.integer)):
-            rng = np.random.default_rng(int(rng))
         items = as_motion_list(motions)
+        if isinstance(rng, (list, tuple)):
+            if len(rng) != len(items):
+                raise ValueError(f"rng has {len(rng)} generators for {len(items)} motions")
+            rngs = list(rng)
+        else:
+            rngs = [np.random.default_rng(int(rng)) if isinstance(rng, (int, np.integer)) else rng] * len(items)
         if motion_fps is None or np.isscalar(motion_fps):
             fps_list = [motion_fps] * len(items)
         else:
@@ -322,14 +327,14 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
 
         batch = np.zeros((len(items), self.num_frames, self._skeleton.num_joints, 3), dtype=np.float32)
         lengths = np.zeros(len(items), dtype=np.int64)
-        for index, (item, source_fps) in enumerate(zip(items, fps_list)):
+        for index, (item, source_fps, item_rng) in enumerate(zip(items, fps_list, rngs)):
             array = load_motion(item, index)
             self._check_joints(array, index)
             if source_fps is not None:
                 if source_fps <= 0:
                     raise ValueError(f"motion {index}: motion_fps must be positive, got {source_fps}")
                 array = resample_frame_rate(array, float(source_fps), self.fps)
-            start = self._window_start(array.shape[0], crop, rng)
+            start = self._window_start(array.shape[0], crop, item_rng)
             window = array[start : start + self.num_frames]
             lengths[index] = window.shape[0]
             batch[index, : window.shape[0]] = window

@@ -1,5 +1,8 @@
+import json
 import os
 import socket
+import subprocess
+import sys
 
 # nothing in the tests may reach a server: the Hub libraries see offline mode, and any other
 # attempt to open a non-local connection fails loudly instead of hanging on retries
@@ -48,3 +51,21 @@ def tokenizer():
     from modeling_motionpatches.tiny import build_word_tokenizer
 
     return build_word_tokenizer(CAPTIONS)
+
+
+def _run_clean_load(folder, motion_path, out_path, texts, workdir):
+    """Run tests/clean_load.py isolated from this repository (and from PYTHONPATH and user site)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(workdir / "modules"), PYTHONNOUSERSITE="1")
+    script = os.path.join(os.path.dirname(__file__), "clean_load.py")
+    proc = subprocess.run(
+        [sys.executable, "-I", script, str(folder), str(motion_path), str(out_path), json.dumps(texts)],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return np.load(out_path)
+
+
+@pytest.fixture(scope="session")
+def clean_load():
+    return _run_clean_load

@@ -2,9 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -15,41 +12,6 @@ from modeling_motionpatches import MotionPatchesConfig, MotionPatchProcessor, Mo
 from modeling_motionpatches.tiny import tiny_config
 
 TEXTS = ["a person walks forward", "someone jumps up and down"]
-
-CLEAN_LOAD = textwrap.dedent(
-    """
-    import importlib.abc, json, sys
-    import numpy as np, torch
-
-    class RefuseRepo(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if name.split(".")[0] in {"modeling_motionpatches", "configuration", "processors", "training"}:
-                raise ModuleNotFoundError(name)
-
-    sys.meta_path.insert(0, RefuseRepo())
-    try:
-        import modeling_motionpatches
-    except ImportError:
-        pass
-    else:
-        raise SystemExit("the repository is importable: the test would prove nothing")
-
-    from transformers import AutoConfig, AutoModel, AutoProcessor
-
-    folder, motion_path, out_path = sys.argv[1:4]
-    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
-    model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
-    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
-    motion = np.load(motion_path)
-    inputs = processor(text=json.loads(sys.argv[4]), motions=[motion, motion[::-1].copy()], return_tensors="pt")
-    with torch.no_grad():
-        out = model(**inputs)
-    np.savez(out_path, motion=out.motion_embeds.numpy(), text=out.text_embeds.numpy(),
-             motion_values=inputs["motion_values"].numpy(), classes=np.array([type(config).__name__, type(model).__module__]))
-    """
-)
-
-
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory, tokenizer, sample_motion):
     folder = tmp_path_factory.mktemp("hub") / "tiny-motionpatches"
@@ -83,17 +45,9 @@ def test_saved_folder_contents(saved):
     assert {"tokenizer.json", "tokenizer_config.json"} <= files
 
 
-def test_remote_code_loads_in_clean_interpreter(saved, sample_motion_path, tmp_path):
+def test_remote_code_loads_in_clean_interpreter(saved, sample_motion_path, tmp_path, clean_load):
     folder, _, _, inputs, out = saved
-    result = tmp_path / "clean.npz"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), PYTHONNOUSERSITE="1")
-    proc = subprocess.run(
-        [sys.executable, "-I", "-c", CLEAN_LOAD, str(folder), sample_motion_path, str(result), json.dumps(TEXTS)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    clean = np.load(result)
+    clean = clean_load(folder, sample_motion_path, tmp_path / "clean.npz", TEXTS, tmp_path)
     assert clean["classes"][0] == "MotionPatchesConfig"
     assert clean["classes"][1].startswith("transformers_modules."), "the model class must come from the saved folder"
     np.testing.assert_array_equal(clean["motion_values"], inputs["motion_values"].numpy())

@@ -1,0 +1,103 @@
+import json
+import logging
+
+import datasets
+import numpy as np
+import pytest
+
+from training.motion_datasets import load_motion_folder, load_named_dataset
+
+
+def write_folder(root, ids, motions, texts):
+    (root / "new_joints").mkdir(parents=True)
+    (root / "texts").mkdir()
+    for split, names in ids.items():
+        (root / f"{split}.txt").write_text("\n".join(names) + "\n")
+    for name, motion in motions.items():
+        np.save(root / "new_joints" / f"{name}.npy", motion)
+    for name, lines in texts.items():
+        (root / "texts" / f"{name}.txt").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture()
+def humanml3d_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    motions = {name: rng.normal(size=(n, 22, 3)).astype(np.float32) for name, n in
+               [("000001", 80), ("M000001", 80), ("000002", 120), ("000003", 60), ("000005", 50), ("000007", 45)]}
+    motions["000003"][10, 4, 0] = np.nan
+    texts = {
+        "000001": ["a person walks forward#a/DET person/NOUN#0.0#0.0", "someone walks ahead#x#nan#nan",
+                   "then turns around#x#1.0#3.0", "and turns#x#1.0#3.0"],
+        "M000001": ["a person walks forward#a/DET person/NOUN#0.0#0.0"],
+        "000002": ["a man jumps#x#0.0#0.0"],
+        "000003": ["broken#x#0.0#0.0"],
+        "000005": ["a person sits#x#0.0#0.0"],
+        "000007": ["a person stands#x#0.0#0.0"],
+    }
+    ids = {"train": ["000001", "M000001", "000002", "000003", "000004"], "val": ["000005"], "test": ["000007"]}
+    root = tmp_path / "HumanML3D"
+    write_folder(root, ids, motions, texts)
+    return root, motions
+
+
+def test_humanml3d_layout(humanml3d_folder, caplog):
+    root, motions = humanml3d_folder
+    with caplog.at_level(logging.WARNING, logger="motionpatches.data"):
+        data = load_motion_folder(str(root), skeleton="humanml3d", min_frames=10)
+    assert isinstance(data, datasets.DatasetDict) and set(data) == {"train", "validation", "test"}
+    assert isinstance(data["train"].features["motion"], datasets.Array3D)
+    train = data["train"].with_format("numpy")
+    rows = {row["id"]: row for row in train}
+    assert set(rows) == {"000001", "000001#1#3", "M000001", "000002"}
+    assert list(rows["000001"]["captions"]) == ["a person walks forward", "someone walks ahead"]
+    assert list(rows["000001#1#3"]["captions"]) == ["then turns around", "and turns"]
+    np.testing.assert_array_equal(rows["000001"]["motion"], motions["000001"])
+    np.testing.assert_array_equal(rows["000001#1#3"]["motion"], motions["000001"][20:60])
+    assert "skipped 1 (no motion file), 1 (NaN or inf)" in caplog.text
+    assert len(data["validation"]) == 1 and len(data["test"]) == 1
+
+
+def test_length_limits(humanml3d_folder):
+    root, _ = humanml3d_folder
+    data = load_motion_folder(str(root), skeleton="humanml3d", min_frames=45, max_frames=100)
+    assert set(data["train"]["id"]) == {"000001", "M000001"}  # 40-frame sub-clip too short, 120 frames too long
+
+
+def test_kit_frame_rate_is_interpolated_not_repeated(tmp_path):
+    rng = np.random.default_rng(1)
+    motion = rng.normal(size=(30, 21, 3)).astype(np.float32)
+    write_folder(tmp_path / "KIT", {"train": ["00001"]}, {"00001": motion}, {"00001": ["a person waves#x#0.0#0.0"]})
+    data = load_motion_folder(str(tmp_path / "KIT"), skeleton="kit")
+    ours = data["train"].with_format("numpy")[0]["motion"]
+    times = np.arange(0, 29 / 12.5 + 1e-9, 1 / 20)
+    expected = np.stack([np.stack([np.interp(times, np.arange(30) / 12.5, motion[:, j, c]) for c in range(3)], -1) for j in range(21)], 1)
+    assert ours.shape == expected.shape == (47, 21, 3)
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+    repeated = load_motion_folder(str(tmp_path / "KIT"), skeleton="kit", kit_repeat_frames=True)["train"].with_format("numpy")[0]["motion"]
+    assert repeated.shape == (48, 21, 3)
+    np.testing.assert_array_equal(repeated[:4], motion[[0, 0, 1, 1]])
+
+
+def test_custom_skeleton_folder(tmp_path):
+    skeleton = {"name": "stick", "fps": 30, "joint_names": ["hip", "chest", "head", "l_hand", "r_hand", "l_foot", "r_foot"],
+                "chains": {"torso": ["hip", "chest", "head"], "left_arm": ["chest", "l_hand"], "right_arm": ["chest", "r_hand"],
+                           "left_leg": ["hip", "l_foot"], "right_leg": ["hip", "r_foot"]}}
+    (tmp_path / "stick.json").write_text(json.dumps(skeleton))
+    motion = np.random.default_rng(2).normal(size=(31, 7, 3)).astype(np.float32)
+    write_folder(tmp_path / "mocap", {"train": ["take1"]}, {"take1": motion}, {"take1": ["a stick figure dances"]})
+    data, name = load_named_dataset(str(tmp_path / "mocap"), skeleton=str(tmp_path / "stick.json"))
+    assert "validation" not in data and name == str(tmp_path / "stick.json")
+    row = data["train"].with_format("numpy")[0]
+    assert row["motion"].shape == (21, 7, 3)  # 1 s at 30 fps -> 20 fps
+    assert list(row["captions"]) == ["a stick figure dances"]
+
+
+def test_folder_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="dataset folder not found"):
+        load_motion_folder(str(tmp_path / "nowhere"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no train.txt"):
+        load_motion_folder(str(tmp_path / "empty"))
+    write_folder(tmp_path / "wrong", {"train": ["a"]}, {"a": np.zeros((20, 21, 3), np.float32)}, {"a": ["x#x#0.0#0.0"]})
+    with pytest.raises(ValueError, match=r"every motion was skipped .*wrong shape"):
+        load_motion_folder(str(tmp_path / "wrong"), skeleton="humanml3d")

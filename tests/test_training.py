@@ -1,0 +1,206 @@
+"""End-to-end runs of training/train.py and training/evaluate.py on tiny models and tiny data."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import safetensors.torch
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(REPO, "training", "train.py")
+EVALUATE = os.path.join(REPO, "training", "evaluate.py")
+TINY = [
+    "--text_model", "tiny",
+    "--text_config_overrides", json.dumps({"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}),
+    "--motion_backbone", "vit_tiny_patch16_224",
+    "--motion_backbone_kwargs", json.dumps({"embed_dim": 32, "depth": 2, "num_heads": 2}),
+    "--projection_dim", "16",
+    "--num_frames", "64",
+    "--per_device_train_batch_size", "8",
+    "--per_device_eval_batch_size", "16",
+]
+DEMO_TINY = ["--dataset_name", "demo", "--demo_sizes", "64,16,16", *TINY]
+
+
+def env():
+    return dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONPATH=REPO, TOKENIZERS_PARALLELISM="false")
+
+
+def run(script, *args, timeout=600):
+    proc = subprocess.run([sys.executable, script, *args], env=env(), capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "short"
+    stdout = run(TRAIN, *DEMO_TINY, "--max_steps", "4", "--output_dir", str(out), "--query", "a person waves")
+    return out, stdout
+
+
+def test_short_run_writes_a_loadable_model(short_run, sample_motion_path, tmp_path, clean_load):
+    out, stdout = short_run
+    files = set(os.listdir(out))
+    assert {"model.safetensors", "config.json", "processor_config.json", "tokenizer.json", "README.md", "metrics.json"} <= files
+    assert {"modeling_motionpatches.py", "configuration_motionpatches.py", "processing_motionpatches.py",
+            "feature_extraction_motionpatches.py", "skeletons.py"} <= files
+    assert not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".pkl"))]
+    assert "R@1" in stdout and 'top-3 test motions for "a person waves"' in stdout
+    card = (out / "README.md").read_text()
+    assert "demo" in card and "R@1" in card and "learning_rate_motion" in card
+    processor_config = json.loads((out / "processor_config.json").read_text())["feature_extractor"]
+    assert processor_config["mean"] is not None and len(processor_config["std"]) == 22  # statistics of the train split
+
+    # the synthetic motion files the demo uses are not on disk: any (T, 22, 3) motion will do here
+    clean = clean_load(out, sample_motion_path, tmp_path / "clean.npz", ["a person waves"], tmp_path)
+    assert clean["classes"][1].startswith("transformers_modules.")
+    from transformers import AutoModel, AutoProcessor
+
+    model = AutoModel.from_pretrained(out, trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(out, trust_remote_code=True)
+    motion = np.load(sample_motion_path)
+    with torch.no_grad():
+        ours = model(**processor(text=["a person waves"], motions=[motion, motion[::-1].copy()], return_tensors="pt"))
+    np.testing.assert_allclose(clean["motion"], ours.motion_embeds.numpy(), atol=1e-6)
+
+
+def reference_all_protocol(text, motion, captions):
+    """Independent slow computation of the paper's protocol from saved embeddings."""
+    sims = text @ motion.T
+    n = len(captions)
+    out = {}
+    for direction, matrix in (("t2m", sims), ("m2t", sims.T)):
+        ranks = []
+        for i in range(n):
+            order = list(np.argsort(-matrix[i], kind="stable"))
+            correct = [j for j in range(n) if captions[j] == captions[i]]
+            ranks.append(1 + min(sum(matrix[i, k] > matrix[i, j] for k in order) for j in correct))
+        ranks = np.array(ranks)
+        for k in (1, 2, 3, 5, 10):
+            out[f"{direction}/R@{k}"] = 100.0 * np.mean(ranks <= k)
+        out[f"{direction}/MedR"] = float(np.median(ranks))
+    return out
+
+
+def test_evaluate_all_protocol_matches_saved_embeddings(short_run, tmp_path):
+    out, _ = short_run
+    metrics_file, embeddings_file = tmp_path / "metrics.json", tmp_path / "embeddings.npz"
+    stdout = run(EVALUATE, "--model_name_or_path", str(out), "--dataset_name", "demo", "--demo_sizes", "64,16,16",
+                 "--protocol", "all", "--output_file", str(metrics_file), "--save_embeddings", str(embeddings_file))
+    assert "R@1" in stdout
+    metrics = json.loads(metrics_file.read_text())
+    saved = np.load(embeddings_file)
+    assert set(saved.files) == {"text_embeds", "motion_embeds", "captions", "ids"}
+    assert saved["text_embeds"].shape == (16, 16) and len(saved["ids"]) == 16
+    expected = reference_all_protocol(saved["text_embeds"], saved["motion_embeds"], list(saved["captions"]))
+    assert metrics.keys() == expected.keys()
+    for key, value in expected.items():
+        assert metrics[key] == pytest.approx(value), key
+
+
+def test_evaluate_guo_protocol_is_repeatable(short_run, tmp_path):
+    out, _ = short_run
+    results = []
+    for attempt in range(2):
+        metrics_file = tmp_path / f"guo{attempt}.json"
+        run(EVALUATE, "--model_name_or_path", str(out), "--dataset_name", "demo", "--demo_sizes", "64,16,64",
+            "--protocol", "guo", "--output_file", str(metrics_file))
+        results.append(json.loads(metrics_file.read_text()))
+    assert results[0] == results[1]
+    assert 0 < results[0]["t2m/R@10"] <= 100
+
+
+def test_two_processes_match_one_process_with_double_batch(tmp_path):
+    sys.path.insert(0, os.path.dirname(__file__))
+    from accelerate import Accelerator
+    from distributed_contrastive_check import make_model_and_batch, step
+
+    result = tmp_path / "rank0.safetensors"
+    proc = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29531",
+         os.path.join(os.path.dirname(__file__), "distributed_contrastive_check.py"), str(result)],
+        env=env(), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "world size 2" in proc.stdout
+    distributed = safetensors.torch.load_file(str(result))
+    model, batch = make_model_and_batch()
+    model.train()
+    loss, grads = step(Accelerator(cpu=True), model, batch)
+    torch.testing.assert_close(distributed["loss"], loss.reshape(1), rtol=1e-6, atol=1e-6)
+    for name, grad in grads.items():
+        torch.testing.assert_close(distributed[name], grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def final_weights(run_dir, step):
+    return safetensors.torch.load_file(str(run_dir / "checkpoints" / f"step_{step}" / "model.safetensors"))
+
+
+def test_killed_and_resumed_run_reaches_the_same_weights(tmp_path):
+    common = [*DEMO_TINY, "--max_steps", "6", "--checkpointing_steps", "3", "--eval_steps", "3", "--query", ""]
+    run(TRAIN, *common, "--output_dir", str(tmp_path / "straight"))
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, TRAIN, *common, "--output_dir", str(killed)], env=env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not (killed / "checkpoints" / "step_3").is_dir():
+        assert proc.poll() in (None, 0) and time.time() < deadline, "the run died before its first checkpoint"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    stdout = run(TRAIN, *common, "--output_dir", str(killed), "--resume_from_checkpoint", str(killed / "checkpoints" / "step_3"))
+    straight, resumed = final_weights(tmp_path / "straight", 6), final_weights(killed, 6)
+    assert straight.keys() == resumed.keys()
+    for name, tensor in straight.items():
+        torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=0, msg=name)
+    initial = final_weights(killed, 3)
+    assert any(not torch.equal(initial[n], straight[n]) for n in straight), "steps 4-6 must have changed the weights"
+
+
+def write_motion_folder(root, num_joints, names_per_split, fps_frames=(60, 90)):
+    rng = np.random.default_rng(0)
+    (root / "new_joints").mkdir(parents=True)
+    (root / "texts").mkdir()
+    actions = ["walks forward", "jumps", "waves the left hand", "sits down"]
+    for split, names in names_per_split.items():
+        (root / f"{split}.txt").write_text("\n".join(names) + "\n")
+        for i, name in enumerate(names):
+            frames = int(rng.integers(*fps_frames))
+            base = rng.normal(size=(1, num_joints, 3))
+            motion = base + 0.1 * np.cumsum(rng.normal(size=(frames, num_joints, 3)), axis=0)
+            np.save(root / "new_joints" / f"{name}.npy", motion.astype(np.float32))
+            action = actions[i % len(actions)]
+            (root / "texts" / f"{name}.txt").write_text(f"a person {action}#a/DET#0.0#0.0\nsomeone {action}#x#0.0#0.0\n")
+
+
+@pytest.mark.parametrize("layout", ["humanml3d", "custom"])
+def test_folder_datasets_train_and_evaluate(tmp_path, layout):
+    splits = {"train": [f"{i:06d}" for i in range(24)], "val": [f"{i:06d}" for i in range(24, 32)], "test": [f"{i:06d}" for i in range(32, 40)]}
+    if layout == "humanml3d":
+        write_motion_folder(tmp_path / "HumanML3D", 22, splits)
+        data_args = ["--dataset_name", "humanml3d", "--dataset_dir", str(tmp_path / "HumanML3D")]
+    else:
+        skeleton = {"name": "stick", "fps": 30, "joint_names": ["hip", "chest", "head", "l_hand", "r_hand", "l_foot", "r_foot"],
+                    "chains": {"torso": ["hip", "chest", "head"], "left_arm": ["chest", "l_hand"], "right_arm": ["chest", "r_hand"],
+                               "left_leg": ["hip", "l_foot"], "right_leg": ["hip", "r_foot"]}}
+        (tmp_path / "stick.json").write_text(json.dumps(skeleton))
+        write_motion_folder(tmp_path / "mocap", 7, splits)
+        data_args = ["--dataset_name", str(tmp_path / "mocap"), "--skeleton", str(tmp_path / "stick.json")]
+    out = tmp_path / "model"
+    run(TRAIN, *data_args, *TINY, "--max_steps", "3", "--output_dir", str(out), "--query", "a person jumps")
+    metrics_file = tmp_path / "metrics.json"
+    run(EVALUATE, "--model_name_or_path", str(out), *data_args, "--protocol", "tmr-all", "--output_file", str(metrics_file))
+    metrics = json.loads(metrics_file.read_text())
+    assert 0 <= metrics["t2m/R@1"] <= 100 and metrics["t2m/MedR"] >= 1
+    saved_skeleton = json.loads((out / "processor_config.json").read_text())["feature_extractor"]["skeleton"]
+    assert saved_skeleton["name"] == ("humanml3d" if layout == "humanml3d" else "stick")

@@ -1,0 +1,67 @@
+"""Turning dataset rows into model batches: which caption and which 224-frame window a motion gets.
+
+Training draws one random caption and one random window per motion and step; evaluation takes the
+first caption and the first window. The draws come from a generator seeded by (seed, epoch, row),
+not from a running random state, so a resumed run and a run on more processes draw the same.
+"""
+
+import numpy as np
+from torch.utils.data import Dataset, Sampler
+
+
+class EpochSeededRows(Dataset):
+    """A `datasets.Dataset` whose rows carry the seed of their per-epoch random draws."""
+
+    def __init__(self, rows, seed: int):
+        self.rows = rows.with_format("numpy", columns=["motion"], output_all_columns=True)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        row = self.rows[int(index)]
+        row["draw_seed"] = (self.seed, self.epoch, int(index))
+        return row
+
+
+class EpochPermutationSampler(Sampler):
+    """A fresh permutation per epoch, a pure function of (seed, epoch)."""
+
+    def __init__(self, num_rows: int, seed: int):
+        self.num_rows = num_rows
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self):
+        return self.num_rows
+
+    def __iter__(self):
+        yield from np.random.default_rng([self.seed, self.epoch]).permutation(self.num_rows).tolist()
+
+
+class MotionTextCollator:
+    """Rows -> processor inputs. `train=True`: random caption and window; otherwise first caption, first window."""
+
+    def __init__(self, processor, train: bool):
+        self.processor = processor
+        self.train = train
+
+    def __call__(self, rows):
+        if self.train:
+            rngs = [np.random.default_rng(list(row["draw_seed"])) for row in rows]
+            captions = [row["captions"][rng.integers(len(row["captions"]))] for row, rng in zip(rows, rngs)]
+            crop, rng = "random", rngs
+        else:
+            captions = [row["captions"][0] for row in rows]
+            crop, rng = "first", None
+        return self.processor(
+            text=captions, motions=[row["motion"] for row in rows], crop=crop, rng=rng, return_tensors="pt"
+        )
