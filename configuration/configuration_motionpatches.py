@@ -13,6 +13,9 @@ from transformers.configuration_utils import SubConfigSpec
 # `class_token` and whose position embeddings timm knows how to resample.
 SUPPORTED_BACKBONE_MODULES = ("vision_transformer", "deit")
 POOLING_MODES = ("avg", "cls")
+# "vit": motion patches (the paper); the others read raw joint sequences, for the paper's ablation
+# ("no motion patches") and for comparison with MotionBERT's DSTformer
+MOTION_ENCODERS = ("vit", "joint_transformer", "dstformer")
 
 
 def check_timm_backbone(backbone: str) -> None:
@@ -62,6 +65,13 @@ class MotionPatchesMotionConfig(PreTrainedConfig):
         for a tiny test model.
     drop_path_rate (`float`, defaults to 0.0):
         Stochastic depth rate of the ViT.
+    encoder (`str`, defaults to `"vit"`):
+        `"vit"` (motion patches), `"joint_transformer"` (a Transformer over frames of raw joints) or
+        `"dstformer"` (a dual-stream spatio-temporal Transformer after MotionBERT). The last two take
+        `(frames, joints, 3)` inputs, need `num_joints`, and take their sizes from `backbone_kwargs`
+        (`hidden_size`/`dim`, `depth`, `num_heads`, `mlp_ratio`, `dropout`).
+    num_joints (`int`, *optional*):
+        Joints per frame, for the raw-joint encoders.
     """
 
     model_type = "motionpatches_motion"
@@ -74,10 +84,20 @@ class MotionPatchesMotionConfig(PreTrainedConfig):
     pooling: str = "avg"
     backbone_kwargs: dict | None = None
     drop_path_rate: float = 0.0
+    encoder: str = "vit"
+    num_joints: int | None = None
 
     def __post_init__(self, **kwargs):
         self.backbone_kwargs = dict(self.backbone_kwargs or {})
-        check_timm_backbone(self.backbone)
+        if self.encoder not in MOTION_ENCODERS:
+            raise ValueError(f"motion_config.encoder={self.encoder!r}; expected one of {MOTION_ENCODERS}")
+        if self.encoder == "vit":
+            check_timm_backbone(self.backbone)
+        elif not self.num_joints or self.num_joints < 1:
+            raise ValueError(
+                f"motion_config.encoder={self.encoder!r} reads raw joints and needs motion_config.num_joints "
+                f"(got {self.num_joints})"
+            )
         for name in ("patch_size", "num_frames", "num_parts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"motion_config.{name} must be a positive integer, got {getattr(self, name)}")
@@ -88,7 +108,7 @@ class MotionPatchesMotionConfig(PreTrainedConfig):
             )
         if self.pooling not in POOLING_MODES:
             raise ValueError(f"motion_config.pooling={self.pooling!r}; expected one of {POOLING_MODES}")
-        reserved = {"img_size", "patch_size", "num_classes", "global_pool", "pretrained", "in_chans"}
+        reserved = {"img_size", "patch_size", "num_classes", "global_pool", "pretrained", "in_chans", "num_joints", "num_frames"}
         clashing = sorted(reserved & set(self.backbone_kwargs))
         if clashing:
             raise ValueError(
@@ -97,6 +117,13 @@ class MotionPatchesMotionConfig(PreTrainedConfig):
                 f"pooling={self.pooling!r}); set those fields instead"
             )
         super().__post_init__(**kwargs)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one person's `motion_values`: the patch image, or the joint sequence for raw encoders."""
+        if self.encoder == "vit":
+            return (3, *self.image_size)
+        return (self.num_frames, self.num_joints, 3)
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -137,6 +164,9 @@ class MotionPatchesConfig(PreTrainedConfig):
         Dropout inside each projection head.
     logit_scale_init_value (`float`, defaults to log(1/0.07)):
         Initial value of the learnable log inverse temperature.
+    num_persons (`int`, defaults to 1):
+        Persons per motion sample. With 2 (two-person interaction) the shared motion tower embeds each
+        person and their features are concatenated before the motion projection head.
 
     Example:
 
@@ -162,6 +192,7 @@ class MotionPatchesConfig(PreTrainedConfig):
     projection_dim: int = 256
     projection_dropout: float = 0.1
     logit_scale_init_value: float = math.log(1 / 0.07)
+    num_persons: int = 1
 
     def __post_init__(self, **kwargs):
         if isinstance(self.text_config, dict) and "model_type" not in self.text_config:
@@ -172,6 +203,8 @@ class MotionPatchesConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         if self.projection_dim < 1:
             raise ValueError(f"projection_dim must be a positive integer, got {self.projection_dim}")
+        if self.num_persons < 1:
+            raise ValueError(f"num_persons must be a positive integer, got {self.num_persons}")
         if not 0.0 <= self.projection_dropout < 1.0:
             raise ValueError(f"projection_dropout must be in [0, 1), got {self.projection_dropout}")
         if getattr(self.text_config, "hidden_size", None) is None:

@@ -23,6 +23,8 @@ from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
+from .motion_encoders import DSTformer, JointSequenceTransformer, frame_mask_from_lengths
+
 try:  # in a saved checkpoint folder transformers loads the configuration module from beside this file
     from .configuration_motionpatches import MotionPatchesConfig, MotionPatchesMotionConfig
 except ImportError:  # in the source tree it lives in its own role folder, `configuration/`
@@ -91,15 +93,23 @@ class MotionPatchesProjectionHead(nn.Module):
         return self.layer_norm(hidden_states + projected)
 
 
+RAW_JOINT_ENCODERS = {"joint_transformer": JointSequenceTransformer, "dstformer": DSTformer}
+
+
 def create_motion_backbone(
     motion_config: MotionPatchesMotionConfig, pretrained: bool = False, weights_file: str | None = None
 ) -> nn.Module:
-    """The timm ViT of `motion_config`, its patch grid set to (frames / N) x parts.
+    """The motion tower of `motion_config`: usually the timm ViT, its patch grid set to (frames / N) x parts.
 
     With `pretrained=True` timm loads the backbone's weights -- from the Hub, or from `weights_file`
     (a local `.safetensors`/`.pth`) through `pretrained_cfg_overlay` -- and its checkpoint filter
     resamples the image position embeddings to the motion grid, exactly as the reference did.
     """
+    if motion_config.encoder in RAW_JOINT_ENCODERS:
+        if pretrained or weights_file is not None:
+            raise ValueError(f"motion_config.encoder={motion_config.encoder!r} has no pretrained weights to load")
+        encoder = RAW_JOINT_ENCODERS[motion_config.encoder]
+        return encoder(motion_config.num_joints, motion_config.num_frames, **motion_config.backbone_kwargs)
     kwargs = motion_config.timm_kwargs()
     if weights_file is not None:
         if not os.path.isfile(weights_file):
@@ -162,7 +172,7 @@ class MotionTextModel(MotionTextPreTrainedModel):
         self.motion_embed_dim = self.motion_model.num_features
         self.text_embed_dim = config.text_config.hidden_size
         self.motion_projection = MotionPatchesProjectionHead(
-            self.motion_embed_dim, config.projection_dim, config.projection_dropout
+            config.num_persons * self.motion_embed_dim, config.projection_dim, config.projection_dropout
         )
         self.text_projection = MotionPatchesProjectionHead(
             self.text_embed_dim, config.projection_dim, config.projection_dropout
@@ -204,18 +214,40 @@ class MotionTextModel(MotionTextPreTrainedModel):
 
     # ----------------------------------------------------------------------------- features
     def _check_motion_values(self, motion_values: torch.Tensor) -> None:
-        expected = (3, *self.config.motion_config.image_size)
-        if motion_values.ndim != 4 or tuple(motion_values.shape[1:]) != expected:
+        persons = () if self.config.num_persons == 1 else (self.config.num_persons,)
+        expected = (*persons, *self.config.motion_config.input_shape)
+        if tuple(motion_values.shape[1:]) != expected:
             raise ValueError(
                 f"motion_values has shape {tuple(motion_values.shape)}; this model expects (batch, {', '.join(map(str, expected))}) "
                 "-- prepare motions with the model's MotionPatchProcessor"
             )
 
-    def get_motion_features(self, motion_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
-        """The motion tower: patch tokens in `last_hidden_state`, projected embedding in `pooler_output`."""
+    def get_motion_features(
+        self, motion_values: torch.Tensor, motion_lengths: torch.Tensor | None = None, **kwargs
+    ) -> BaseModelOutputWithPooling:
+        """The motion tower: patch tokens in `last_hidden_state`, projected embedding in `pooler_output`.
+
+        With several persons per sample, `motion_values` has a person axis after the batch: every person
+        goes through the same tower, the pooled features are concatenated (person order matters) and the
+        tokens are concatenated along the sequence. `motion_lengths` (real frames per sample) masks the
+        padding for the raw-joint encoders; the ViT sees padding as part of the image, as in the paper.
+        """
         self._check_motion_values(motion_values)
-        tokens = self.motion_model.forward_features(motion_values.to(self.logit_scale.dtype))
-        pooled = self.motion_model.forward_head(tokens, pre_logits=True)
+        batch = motion_values.shape[0]
+        per_person = len(self.config.motion_config.input_shape)
+        inputs = motion_values.reshape(-1, *motion_values.shape[-per_person:]).to(self.logit_scale.dtype)
+        if self.config.motion_config.encoder == "vit":
+            tokens = self.motion_model.forward_features(inputs)
+            pooled = self.motion_model.forward_head(tokens, pre_logits=True)
+        else:
+            frame_mask = None
+            if motion_lengths is not None:
+                lengths = motion_lengths.repeat_interleave(self.config.num_persons)
+                frame_mask = frame_mask_from_lengths(lengths, inputs.shape[1]).to(inputs.device)
+            tokens = self.motion_model.forward_features(inputs, frame_mask=frame_mask)
+            pooled = self.motion_model.forward_head(tokens, pre_logits=True, frame_mask=frame_mask)
+        pooled = pooled.reshape(batch, -1)
+        tokens = tokens.reshape(batch, -1, tokens.shape[-1])
         return BaseModelOutputWithPooling(last_hidden_state=tokens, pooler_output=self.motion_projection(pooled))
 
     def get_text_features(
@@ -248,12 +280,13 @@ class MotionTextModel(MotionTextPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
+        motion_lengths: torch.Tensor | None = None,
         return_loss: bool | None = None,
         **kwargs,
     ) -> MotionTextOutput:
         if input_ids is None or motion_values is None:
             raise ValueError("forward needs both input_ids and motion_values; use get_text_features/get_motion_features for one tower")
-        motion_outputs = self.get_motion_features(motion_values=motion_values)
+        motion_outputs = self.get_motion_features(motion_values=motion_values, motion_lengths=motion_lengths)
         text_outputs = self.get_text_features(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -281,7 +314,8 @@ class MotionTextModel(MotionTextPreTrainedModel):
         """`PreTrainedModel.save_pretrained`, plus the code a fresh interpreter needs for `trust_remote_code`.
 
         transformers copies only files that sit in one folder; in this repository the configuration has
-        its own folder, so both modules are written flat next to the weights here, and `auto_map` points at them.
+        its own folder, so the configuration, modeling and encoder modules are written flat next to the
+        weights here, and `auto_map` points at them.
         """
         self.config.auto_map = {
             "AutoConfig": "configuration_motionpatches.MotionPatchesConfig",
@@ -291,7 +325,7 @@ class MotionTextModel(MotionTextPreTrainedModel):
         if push_to_hub:
             hub_kwargs = {k: kwargs.pop(k) for k in ("repo_id", "commit_message", "private", "token") if k in kwargs}
         result = super().save_pretrained(save_directory, *args, **kwargs)
-        for module in (sys.modules[MotionPatchesConfig.__module__], sys.modules[__name__]):
+        for module in (sys.modules[MotionPatchesConfig.__module__], sys.modules[__name__], sys.modules[DSTformer.__module__]):
             shutil.copyfile(module.__file__, os.path.join(save_directory, os.path.basename(module.__file__)))
         if push_to_hub:
             repo_id = hub_kwargs.pop("repo_id", os.path.basename(os.path.normpath(save_directory)))

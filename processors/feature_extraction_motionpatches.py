@@ -12,6 +12,7 @@ Shipped with saved checkpoints as remote code: imports only siblings from this f
 
 import os
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
@@ -22,6 +23,8 @@ from .skeletons import Skeleton, resolve_skeleton
 logger = logging.get_logger(__name__)
 
 CROP_MODES = ("first", "random")
+# "patches" feeds the motion-patch ViT; "joints" the raw-joint encoders (normalised, padded positions)
+OUTPUT_FORMATS = ("patches", "joints")
 
 
 def linear_resample_weights(num_points: int, num_out: int) -> np.ndarray:
@@ -48,11 +51,12 @@ def resample_frame_rate(motion: np.ndarray, source_fps: float, target_fps: float
     if source_fps == target_fps:
         return motion
     num_frames = motion.shape[0]
-    num_out = int(np.floor((num_frames - 1) * target_fps / source_fps + 1e-9)) + 1
+    # the tolerance absorbs rates read from rounded frame times (BVH's 0.0333333 s is not exactly 1/30)
+    num_out = int(np.floor((num_frames - 1) * target_fps / source_fps + 1e-3)) + 1
     position = np.arange(num_out) * (source_fps / target_fps)
     left = np.minimum(np.floor(position).astype(np.int64), num_frames - 1)
     right = np.minimum(left + 1, num_frames - 1)
-    frac = (position - left).astype(motion.dtype)[:, None, None]
+    frac = (position - left).astype(motion.dtype).reshape(-1, *[1] * (motion.ndim - 1))
     return motion[left] * (1 - frac) + motion[right] * frac
 
 
@@ -60,19 +64,45 @@ def _describe(index: int | None) -> str:
     return "motion" if index is None else f"motion {index}"
 
 
-def load_motion(motion, index: int | None = None) -> np.ndarray:
-    """A validated float32 `(T, J, 3)` array from an array, a tensor or a `.npy` path."""
+class LoadedMotion(NamedTuple):
+    positions: np.ndarray  # float32 (T, J, 3), or (T, P, J, 3) for P persons
+    fps: float | None  # known for BVH files, else None
+    joint_names: tuple[str, ...] | None  # known for BVH files, else None
+
+
+def _shape_text(persons: int) -> str:
+    return "(frames, joints, 3)" if persons == 1 else f"(frames, {persons} persons, joints, 3)"
+
+
+def read_motion(motion, index: int | None = None, persons: int = 1) -> LoadedMotion:
+    """A validated motion from an array, a tensor, a `.npy` or `.bvh` path or, for several persons, a
+    `(T, P, J, 3)` array or a sequence of P single-person motions of equal length."""
     name = _describe(index)
+    fps = joint_names = None
+    if persons > 1 and isinstance(motion, (list, tuple)):
+        if len(motion) != persons:
+            raise ValueError(f"{name}: {len(motion)} person motions given, the processor expects {persons}")
+        people = [read_motion(person, index) for person in motion]
+        lengths = {len(person.positions) for person in people}
+        if len(lengths) > 1:
+            raise ValueError(f"{name}: the persons' motions have different frame counts {sorted(lengths)}")
+        return LoadedMotion(np.stack([p.positions for p in people], axis=1), people[0].fps, people[0].joint_names)
     if isinstance(motion, (str, os.PathLike)):
         path = os.fspath(motion)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{name}: motion file not found: {path}")
-        try:
-            array = np.load(path, allow_pickle=False)
-        except ValueError as err:
-            raise ValueError(f"{name}: {path} is not a numeric .npy array ({err})") from None
-        except OSError as err:
-            raise ValueError(f"{name}: cannot read {path} as .npy ({err})") from None
+        if path.lower().endswith(".bvh"):
+            from .bvh import load_bvh
+
+            bvh = load_bvh(path)
+            array, fps, joint_names = bvh.positions, bvh.fps, bvh.joint_names
+        else:
+            try:
+                array = np.load(path, allow_pickle=False)
+            except ValueError as err:
+                raise ValueError(f"{name}: {path} is not a numeric .npy array ({err})") from None
+            except OSError as err:
+                raise ValueError(f"{name}: cannot read {path} as .npy ({err})") from None
         name = f"{name} ({path})"
     elif hasattr(motion, "detach") and hasattr(motion, "cpu"):  # a torch tensor, without importing torch
         tensor = motion.detach().cpu()
@@ -81,37 +111,43 @@ def load_motion(motion, index: int | None = None) -> np.ndarray:
         array = motion
     else:
         raise TypeError(
-            f"{name}: expected a (frames, joints, 3) numpy array, torch tensor or .npy path, got {type(motion).__name__}"
+            f"{name}: expected a {_shape_text(persons)} numpy array, torch tensor or .npy/.bvh path, got {type(motion).__name__}"
         )
     if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise TypeError(f"{name}: dtype {array.dtype} is not numeric joint positions")
-    if array.ndim != 3 or array.shape[-1] != 3:
-        raise ValueError(f"{name}: shape {tuple(array.shape)} is not (frames, joints, 3)")
+    rank = 3 if persons == 1 else 4
+    if array.ndim != rank or array.shape[-1] != 3 or (persons > 1 and array.shape[1] != persons):
+        raise ValueError(f"{name}: shape {tuple(array.shape)} is not {_shape_text(persons)}")
     if array.shape[0] == 0:
         raise ValueError(f"{name}: has zero frames")
     array = array.astype(np.float32, copy=False)
     finite = np.isfinite(array)
     if not finite.all():
-        frame, joint, _ = np.argwhere(~finite)[0]
-        kind = "NaN" if np.isnan(array[frame, joint]).any() else "inf"
+        frame, *_, joint, _ = np.argwhere(~finite)[0]
+        kind = "NaN" if np.isnan(array[frame]).any() else "inf"
         raise ValueError(f"{name}: contains {kind} (first at frame {frame}, joint {joint})")
-    return array
+    return LoadedMotion(array, fps, joint_names)
 
 
-def as_motion_list(motions) -> list:
-    """Split the accepted input forms into a list of single motions."""
+def load_motion(motion, index: int | None = None, persons: int = 1) -> np.ndarray:
+    """The validated float32 positions of `read_motion`."""
+    return read_motion(motion, index, persons).positions
+
+
+def as_motion_list(motions, persons: int = 1) -> list:
+    """Split the accepted input forms into a list of samples (single motions, or P-person groups)."""
     if isinstance(motions, (str, os.PathLike)):
         return [motions]
     if isinstance(motions, np.ndarray) or hasattr(motions, "detach"):
-        if motions.ndim == 4:
+        if motions.ndim == (4 if persons == 1 else 5):
             return list(motions)
         return [motions]
     if isinstance(motions, Sequence):
         if len(motions) == 0:
-            raise ValueError("motions is empty: pass at least one (frames, joints, 3) motion")
+            raise ValueError(f"motions is empty: pass at least one {_shape_text(persons)} motion")
         return list(motions)
     raise TypeError(
-        "motions must be a (frames, joints, 3) array or tensor, a .npy path, or a list of those; "
+        f"motions must be a {_shape_text(persons)} array or tensor, a .npy/.bvh path, or a list of those; "
         f"got {type(motions).__name__}"
     )
 
@@ -136,6 +172,13 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
         See [`~MotionPatchFeatureExtractor.fit_statistics`].
     crop (`str`, defaults to `"first"`):
         `"first"` takes the first `num_frames` frames; `"random"` a random window (training).
+    num_persons (`int`, defaults to 1):
+        Persons per sample (2 for two-person interaction); each sample is then a `(T, P, J, 3)` array or a
+        sequence of P motions, all persons share one time window, and `motion_values` gets a person axis:
+        `(batch, P, 3, num_frames, num_parts * points_per_part)`.
+    output_format (`str`, defaults to `"patches"`):
+        `"joints"` returns the normalised, padded joint positions `(batch, [P,] num_frames, joints, 3)` and
+        always `motion_lengths`, for the raw-joint encoders of the paper's ablation.
     """
 
     model_input_names = ["motion_values"]
@@ -150,6 +193,8 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
         mean=None,
         std=None,
         crop: str = "first",
+        num_persons: int = 1,
+        output_format: str = "patches",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -166,6 +211,12 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
         if crop not in CROP_MODES:
             raise ValueError(f"crop={crop!r}; expected one of {CROP_MODES}")
         self.crop = crop
+        if int(num_persons) < 1:
+            raise ValueError(f"num_persons must be at least 1, got {num_persons}")
+        self.num_persons = int(num_persons)
+        if output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output_format={output_format!r}; expected one of {OUTPUT_FORMATS}")
+        self.output_format = output_format
         self.set_statistics(mean, std)
         self._resample_matrix = self._build_resample_matrix()
 
@@ -191,6 +242,25 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
             # np.add.at: a chain may visit a joint twice
             np.add.at(matrix, (np.asarray(chain)[:, None], np.arange(part * n, (part + 1) * n)[None, :]), weights)
         return matrix.astype(np.float32)
+
+    def for_skeleton(self, skeleton) -> "MotionPatchFeatureExtractor":
+        """The same preprocessing for another skeleton, without statistics (they are per joint).
+
+        Columns keep their anatomical meaning: the new skeleton's parts go in this extractor's part
+        order when it has parts of the same names, so a model sees each body part where it learned it.
+        """
+        skeleton = resolve_skeleton(skeleton)
+        same_parts = set(skeleton.chains) == set(self.part_names)
+        return MotionPatchFeatureExtractor(
+            skeleton=skeleton,
+            part_order=self.part_names if same_parts else "canonical",
+            points_per_part=self.points_per_part,
+            num_frames=self.num_frames,
+            fps=self.fps,
+            crop=self.crop,
+            num_persons=self.num_persons,
+            output_format=self.output_format,
+        )
 
     def set_statistics(self, mean, std) -> None:
         """Set (or clear, with `None, None`) the per-joint z-score statistics, each `(joints, 3)`."""
@@ -232,8 +302,9 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
         """
         count, mean, m2 = 0, None, None
         for index, motion in enumerate(motions):
-            array = load_motion(motion, index).astype(np.float64)
+            array = load_motion(motion, index, self.num_persons).astype(np.float64)
             self._check_joints(array, index)
+            array = array.reshape(-1, *array.shape[-2:])  # every person's frames count alike
             n = array.shape[0]
             batch_mean = array.mean(axis=0)
             batch_m2 = ((array - batch_mean) ** 2).sum(axis=0)
@@ -267,6 +338,8 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
             "mean": None if self._mean is None else self._mean.tolist(),
             "std": None if self._std is None else self._std.tolist(),
             "crop": self.crop,
+            "num_persons": self.num_persons,
+            "output_format": self.output_format,
             **({"auto_map": self.auto_map} if getattr(self, "auto_map", None) else {}),
         }
 
@@ -278,11 +351,16 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
         return super().from_dict(config, **kwargs)
 
     # ----------------------------------------------------------------------------- processing
-    def _check_joints(self, array: np.ndarray, index: int | None) -> None:
-        if array.shape[1] != self._skeleton.num_joints:
+    def _check_joints(self, array: np.ndarray, index: int | None, joint_names=None) -> None:
+        if array.shape[-2] != self._skeleton.num_joints:
             raise ValueError(
-                f"{_describe(index)} has {array.shape[1]} joints but skeleton {self._skeleton.name!r} has "
+                f"{_describe(index)} has {array.shape[-2]} joints but skeleton {self._skeleton.name!r} has "
                 f"{self._skeleton.num_joints}"
+            )
+        if joint_names is not None and tuple(joint_names) != self._skeleton.joint_names:
+            raise ValueError(
+                f"{_describe(index)}: the BVH rig's joints {list(joint_names)[:6]}... are not skeleton "
+                f"{self._skeleton.name!r}'s; build the processor with skeleton=skeleton_from_bvh(load_bvh(path))"
             )
 
     def _window_start(self, num_frames: int, crop: str, rng: np.random.Generator | None) -> int:
@@ -311,7 +389,7 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
         crop = crop or self.crop
         if crop not in CROP_MODES:
             raise ValueError(f"crop={crop!r}; expected one of {CROP_MODES}")
-        items = as_motion_list(motions)
+        items = as_motion_list(motions, self.num_persons)
         if isinstance(rng, (list, tuple)):
             if len(rng) != len(items):
                 raise ValueError(f"rng has {len(rng)} generators for {len(items)} motions")
@@ -325,11 +403,13 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
             if len(fps_list) != len(items):
                 raise ValueError(f"motion_fps has {len(fps_list)} values for {len(items)} motions")
 
-        batch = np.zeros((len(items), self.num_frames, self._skeleton.num_joints, 3), dtype=np.float32)
+        persons = () if self.num_persons == 1 else (self.num_persons,)
+        batch = np.zeros((len(items), self.num_frames, *persons, self._skeleton.num_joints, 3), dtype=np.float32)
         lengths = np.zeros(len(items), dtype=np.int64)
         for index, (item, source_fps, item_rng) in enumerate(zip(items, fps_list, rngs)):
-            array = load_motion(item, index)
-            self._check_joints(array, index)
+            array, file_fps, joint_names = read_motion(item, index, self.num_persons)
+            self._check_joints(array, index, joint_names)
+            source_fps = file_fps if source_fps is None else source_fps
             if source_fps is not None:
                 if source_fps <= 0:
                     raise ValueError(f"motion {index}: motion_fps must be positive, got {source_fps}")
@@ -340,10 +420,15 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
             batch[index, : window.shape[0]] = window
 
         if self._mean is not None:
-            valid = (np.arange(self.num_frames)[None, :] < lengths[:, None])[..., None, None]
+            valid = (np.arange(self.num_frames)[None, :] < lengths[:, None]).reshape(*batch.shape[:2], *[1] * (batch.ndim - 2))
             batch = np.where(valid, (batch - self._mean) / self._std, 0.0).astype(np.float32)
-        # (B, F, J, 3) -> (B, 3, F, J) @ (J, P*N) -> (B, 3, F, P*N): channels are x, y, z
-        motion_values = np.ascontiguousarray(batch.transpose(0, 3, 1, 2)) @ self._resample_matrix
+        if self.output_format == "joints":
+            motion_values = batch if self.num_persons == 1 else np.ascontiguousarray(batch.transpose(0, 2, 1, 3, 4))
+            return_motion_lengths = True  # the raw-joint encoders mask padding with it
+        else:
+            # (B, F, [persons,] J, 3) -> (B, [persons,] 3, F, J) @ (J, parts*N): channels are x, y, z
+            order = (0, 3, 1, 2) if self.num_persons == 1 else (0, 2, 4, 1, 3)
+            motion_values = np.ascontiguousarray(batch.transpose(order)) @ self._resample_matrix
         data = {"motion_values": motion_values}
         if return_motion_lengths:
             data["motion_lengths"] = lengths

@@ -185,6 +185,69 @@ SKELETON_PRESETS = {
 }
 
 
+_SMPL_BODY_NAMES = SKELETON_PRESETS["humanml3d"].joint_names
+_SMPL_CHAINS = SKELETON_PRESETS["humanml3d"].chains
+_SMPLX_HAND_NAMES = tuple(
+    f"{side}_{finger}{i}"
+    for side in ("left", "right")
+    for finger in ("index", "middle", "pinky", "ring", "thumb")
+    for i in (1, 2, 3)
+)
+
+SKELETON_PRESETS.update(
+    {
+        # SMPL's 24 joints: the 22 body joints plus the two hands, which extend the arm chains.
+        "smpl24": Skeleton(
+            name="smpl24",
+            joint_names=(*_SMPL_BODY_NAMES, "left_hand", "right_hand"),
+            chains={**_SMPL_CHAINS, "left_arm": (9, 13, 16, 18, 20, 22), "right_arm": (9, 14, 17, 19, 21, 23)},
+        ),
+        # SMPL-X joint regressor output (55 joints): SMPL's 22 body joints, jaw, eyes, then 15 joints per
+        # hand. The chains use the body joints, so a (T, 55, 3) array goes in as it is.
+        "smplx": Skeleton(
+            name="smplx",
+            joint_names=(*_SMPL_BODY_NAMES, "jaw", "left_eye_smplhf", "right_eye_smplhf", *_SMPLX_HAND_NAMES),
+            chains=dict(_SMPL_CHAINS),
+        ),
+        # Human3.6M 17 joints in the order MotionBERT and most 3D pose estimators use.
+        "h36m": Skeleton(
+            name="h36m",
+            joint_names=(
+                "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "spine",
+                "thorax", "nose", "head", "left_shoulder", "left_elbow", "left_wrist", "right_shoulder",
+                "right_elbow", "right_wrist",
+            ),
+            chains={
+                "torso": (0, 7, 8, 9, 10),
+                "left_arm": (8, 11, 12, 13),
+                "right_arm": (8, 14, 15, 16),
+                "left_leg": (0, 4, 5, 6),
+                "right_leg": (0, 1, 2, 3),
+            },
+            fps=50.0,
+        ),
+        # NTU RGB+D / Kinect v2, 25 joints; the thumbs are left out of the chains.
+        "ntu": Skeleton(
+            name="ntu",
+            joint_names=(
+                "spine_base", "spine_mid", "neck", "head", "shoulder_left", "elbow_left", "wrist_left", "hand_left",
+                "shoulder_right", "elbow_right", "wrist_right", "hand_right", "hip_left", "knee_left", "ankle_left",
+                "foot_left", "hip_right", "knee_right", "ankle_right", "foot_right", "spine_shoulder",
+                "hand_tip_left", "thumb_left", "hand_tip_right", "thumb_right",
+            ),
+            chains={
+                "torso": (0, 1, 20, 2, 3),
+                "left_arm": (20, 4, 5, 6, 7, 21),
+                "right_arm": (20, 8, 9, 10, 11, 23),
+                "left_leg": (0, 12, 13, 14, 15),
+                "right_leg": (0, 16, 17, 18, 19),
+            },
+            fps=30.0,
+        ),
+    }
+)
+
+
 def resolve_skeleton(skeleton) -> Skeleton:
     """A `Skeleton` from a preset name, a JSON file path, a dict, or a `Skeleton`."""
     if isinstance(skeleton, Skeleton):

@@ -33,7 +33,7 @@ def test_saved_folder_contents(saved):
     assert "model.safetensors" in files
     assert not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".pkl"))]
     code = {"configuration_motionpatches.py", "modeling_motionpatches.py", "processing_motionpatches.py",
-            "feature_extraction_motionpatches.py", "skeletons.py"}
+            "feature_extraction_motionpatches.py", "skeletons.py", "bvh.py", "motion_encoders.py"}
     assert code <= files
     config = json.loads((folder / "config.json").read_text())
     assert config["auto_map"] == {

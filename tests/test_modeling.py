@@ -128,3 +128,47 @@ def test_processor_output_feeds_the_model(tokenizer, sample_motion):
     with torch.no_grad():
         out = model(**inputs)
     assert out.logits_per_text.shape == (2, 2) and np.isfinite(out.logits_per_text.numpy()).all()
+
+
+def test_two_person_interaction_shares_the_tower_and_concatenates():
+    tester = MotionTextModelTester()
+    torch.manual_seed(0)
+    model = MotionTextModel(tiny_config(tester.vocab_size, motion_config={"num_frames": 64}, num_persons=2)).eval()
+    assert model.motion_projection.projection.in_features == 2 * model.motion_model.num_features
+    pair = torch.randn(3, 2, 3, 64, 80, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = model.get_motion_features(motion_values=pair)
+        tower = model.motion_model
+        pooled = [tower.forward_head(tower.forward_features(pair[:, p]), pre_logits=True) for p in (0, 1)]
+        torch.testing.assert_close(out.pooler_output, model.motion_projection(torch.cat(pooled, dim=-1)))
+        assert out.last_hidden_state.shape == (3, 2 * (1 + 4 * 5), 32)
+        swapped = model.get_motion_features(motion_values=pair.flip(1)).pooler_output
+        inputs = tester.prepare_inputs()
+        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], motion_values=pair).logits_per_text
+    assert not torch.allclose(swapped, out.pooler_output), "person order is part of the representation"
+    assert logits.shape == (3, 3)
+    with pytest.raises(ValueError, match=r"expects \(batch, 2, 3, 64, 80\)"):
+        model.get_motion_features(motion_values=pair[:, 0])
+
+
+@pytest.mark.parametrize("encoder, sizes", [("joint_transformer", {"hidden_size": 32, "depth": 2, "num_heads": 2}), ("dstformer", {"dim": 32, "depth": 1, "num_heads": 2})])
+def test_raw_joint_encoders_mask_padding(encoder, sizes, tokenizer, sample_motion):
+    from modeling_motionpatches import MotionPatchProcessor
+
+    config = tiny_config(len(tokenizer), motion_config={"encoder": encoder, "num_joints": 22, "num_frames": 224, "backbone_kwargs": sizes})
+    model = MotionTextModel(config).eval()
+    processor = MotionPatchProcessor(tokenizer=tokenizer, output_format="joints")
+    inputs = processor(motions=[sample_motion[:50], sample_motion], return_tensors="pt")
+    assert inputs["motion_values"].shape == (2, 224, 22, 3) and inputs["motion_lengths"].tolist() == [50, 170]
+    with torch.no_grad():
+        padded = model.get_motion_features(**inputs).pooler_output
+        garbage = inputs["motion_values"].clone()
+        garbage[0, 50:] = 7.0  # whatever sits in the padding must not matter
+        noisy = model.get_motion_features(motion_values=garbage, motion_lengths=inputs["motion_lengths"]).pooler_output
+        unmasked = model.get_motion_features(motion_values=garbage).pooler_output
+    torch.testing.assert_close(noisy, padded, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(unmasked[0], padded[0], atol=1e-3)
+    with pytest.raises(ValueError, match=r"expects \(batch, 224, 22, 3\)"):
+        model.get_motion_features(motion_values=torch.zeros(1, 3, 224, 80))
+    with pytest.raises(ValueError, match="needs motion_config.num_joints"):
+        tiny_config(10, motion_config={"encoder": encoder})

@@ -86,7 +86,7 @@ def test_custom_skeleton_folder(tmp_path):
     motion = np.random.default_rng(2).normal(size=(31, 7, 3)).astype(np.float32)
     write_folder(tmp_path / "mocap", {"train": ["take1"]}, {"take1": motion}, {"take1": ["a stick figure dances"]})
     data, name = load_named_dataset(str(tmp_path / "mocap"), skeleton=str(tmp_path / "stick.json"))
-    assert "validation" not in data and name == str(tmp_path / "stick.json")
+    assert "validation" not in data and name.name == "stick"
     row = data["train"].with_format("numpy")[0]
     assert row["motion"].shape == (21, 7, 3)  # 1 s at 30 fps -> 20 fps
     assert list(row["captions"]) == ["a stick figure dances"]

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -222,3 +223,29 @@ def test_bad_files_and_skeletons(tmp_path):
         MotionPatchFeatureExtractor(mean=np.zeros((22, 3)), std=std)
     with pytest.raises(ValueError, match="no reference part order"):
         MotionPatchFeatureExtractor(skeleton={"joint_names": ["a", "b"], "chains": [[0, 1]]}, part_order="reference")
+
+
+@pytest.mark.parametrize("name", ["humanml3d", "kit", "smpl24", "smplx", "h36m", "ntu"])
+def test_presets_have_anatomical_chains(name, sample_motion):
+    from modeling_motionpatches import SKELETON_PRESETS
+
+    skeleton = SKELETON_PRESETS[name]
+    chains = skeleton.chains
+    assert set(chains) == {"torso", "left_arm", "right_arm", "left_leg", "right_leg"}
+    # arms branch off the torso chain; legs start at the torso's root (centre outward)
+    assert chains["left_arm"][0] in chains["torso"] and chains["right_arm"][0] in chains["torso"]
+    assert chains["left_leg"][0] == chains["right_leg"][0] == chains["torso"][0]
+
+    def mirrored(name):
+        swapped = re.sub(r"left|right", lambda m: "right" if m.group() == "left" else "left", name)
+        if swapped == name and name[:1] in ("L", "R"):  # KIT's LS, RE, ...
+            swapped = ("R" if name[0] == "L" else "L") + name[1:]
+        return swapped
+
+    for part in ("arm", "leg"):
+        left = [skeleton.joint_names[j] for j in chains[f"left_{part}"]]
+        right = [skeleton.joint_names[j] for j in chains[f"right_{part}"]]
+        assert [mirrored(n) for n in left] == right
+    # any (T, J, 3) motion of the right joint count goes through
+    motion = np.resize(sample_motion, (50, skeleton.num_joints, 3))
+    assert MotionPatchFeatureExtractor(skeleton=name)(motion)["motion_values"].shape == (1, 3, 224, 80)

@@ -183,24 +183,115 @@ def write_motion_folder(root, num_joints, names_per_split, fps_frames=(60, 90)):
             (root / "texts" / f"{name}.txt").write_text(f"a person {action}#a/DET#0.0#0.0\nsomeone {action}#x#0.0#0.0\n")
 
 
-@pytest.mark.parametrize("layout", ["humanml3d", "custom"])
-def test_folder_datasets_train_and_evaluate(tmp_path, layout):
-    splits = {"train": [f"{i:06d}" for i in range(24)], "val": [f"{i:06d}" for i in range(24, 32)], "test": [f"{i:06d}" for i in range(32, 40)]}
-    if layout == "humanml3d":
-        write_motion_folder(tmp_path / "HumanML3D", 22, splits)
-        data_args = ["--dataset_name", "humanml3d", "--dataset_dir", str(tmp_path / "HumanML3D")]
-    else:
-        skeleton = {"name": "stick", "fps": 30, "joint_names": ["hip", "chest", "head", "l_hand", "r_hand", "l_foot", "r_foot"],
-                    "chains": {"torso": ["hip", "chest", "head"], "left_arm": ["chest", "l_hand"], "right_arm": ["chest", "r_hand"],
-                               "left_leg": ["hip", "l_foot"], "right_leg": ["hip", "r_foot"]}}
-        (tmp_path / "stick.json").write_text(json.dumps(skeleton))
-        write_motion_folder(tmp_path / "mocap", 7, splits)
-        data_args = ["--dataset_name", str(tmp_path / "mocap"), "--skeleton", str(tmp_path / "stick.json")]
-    out = tmp_path / "model"
-    run(TRAIN, *data_args, *TINY, "--max_steps", "3", "--output_dir", str(out), "--query", "a person jumps")
+SPLITS = {"train": [f"{i:06d}" for i in range(24)], "val": [f"{i:06d}" for i in range(24, 32)], "test": [f"{i:06d}" for i in range(32, 40)]}
+
+
+@pytest.fixture(scope="module")
+def humanml3d_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("h3d")
+    write_motion_folder(root / "HumanML3D", 22, SPLITS)
+    data_args = ["--dataset_name", "humanml3d", "--dataset_dir", str(root / "HumanML3D")]
+    run(TRAIN, *data_args, *TINY, "--max_steps", "3", "--output_dir", str(root / "model"), "--query", "a person jumps")
+    return root / "model", data_args
+
+
+def evaluate_tmr_all(model_dir, data_args, tmp_path):
     metrics_file = tmp_path / "metrics.json"
-    run(EVALUATE, "--model_name_or_path", str(out), *data_args, "--protocol", "tmr-all", "--output_file", str(metrics_file))
+    run(EVALUATE, "--model_name_or_path", str(model_dir), *data_args, "--protocol", "tmr-all", "--output_file", str(metrics_file))
     metrics = json.loads(metrics_file.read_text())
     assert 0 <= metrics["t2m/R@1"] <= 100 and metrics["t2m/MedR"] >= 1
-    saved_skeleton = json.loads((out / "processor_config.json").read_text())["feature_extractor"]["skeleton"]
-    assert saved_skeleton["name"] == ("humanml3d" if layout == "humanml3d" else "stick")
+    return metrics
+
+
+def saved_skeleton(model_dir):
+    return json.loads((model_dir / "processor_config.json").read_text())["feature_extractor"]["skeleton"]
+
+
+def test_humanml3d_folder_trains_and_evaluates(humanml3d_model, tmp_path):
+    model_dir, data_args = humanml3d_model
+    evaluate_tmr_all(model_dir, data_args, tmp_path)
+    assert saved_skeleton(model_dir)["name"] == "humanml3d"
+
+
+def test_custom_skeleton_folder_trains_and_evaluates(tmp_path):
+    skeleton = {"name": "stick", "fps": 30, "joint_names": ["hip", "chest", "head", "l_hand", "r_hand", "l_foot", "r_foot"],
+                "chains": {"torso": ["hip", "chest", "head"], "left_arm": ["chest", "l_hand"], "right_arm": ["chest", "r_hand"],
+                           "left_leg": ["hip", "l_foot"], "right_leg": ["hip", "r_foot"]}}
+    (tmp_path / "stick.json").write_text(json.dumps(skeleton))
+    write_motion_folder(tmp_path / "mocap", 7, SPLITS)
+    data_args = ["--dataset_name", str(tmp_path / "mocap"), "--skeleton", str(tmp_path / "stick.json")]
+    run(TRAIN, *data_args, *TINY, "--max_steps", "3", "--output_dir", str(tmp_path / "model"), "--query", "a person jumps")
+    evaluate_tmr_all(tmp_path / "model", data_args, tmp_path)
+    assert saved_skeleton(tmp_path / "model")["name"] == "stick"
+
+
+def test_humanml3d_model_evaluates_and_fine_tunes_on_kit_skeleton(humanml3d_model, tmp_path):
+    model_dir, _ = humanml3d_model
+    write_motion_folder(tmp_path / "KIT-ML", 21, SPLITS)
+    kit_args = ["--dataset_name", "kit", "--dataset_dir", str(tmp_path / "KIT-ML")]
+    evaluate_tmr_all(model_dir, kit_args, tmp_path)
+    tuned = tmp_path / "tuned"
+    run(TRAIN, *kit_args, "--model_name_or_path", str(model_dir), "--max_steps", "2", "--per_device_train_batch_size", "8",
+        "--output_dir", str(tuned), "--query", "")
+    kit = saved_skeleton(tuned)
+    assert kit["name"] == "kit" and len(kit["joint_names"]) == 21
+    features = json.loads((tuned / "processor_config.json").read_text())["feature_extractor"]
+    assert features["part_names"] == ["torso", "left_arm", "right_arm", "left_leg", "right_leg"] and len(features["mean"]) == 21
+    evaluate_tmr_all(tuned, kit_args, tmp_path)
+
+
+def write_interhuman_folder(root, splits):
+    rng = np.random.default_rng(3)
+    for person in ("person1", "person2"):
+        (root / "motions_processed" / person).mkdir(parents=True)
+    (root / "annots").mkdir()
+    (root / "split").mkdir()
+    actions = ["shake hands", "hug each other", "one pushes the other", "they dance together"]
+    for split, names in splits.items():
+        (root / "split" / f"{split}.txt").write_text("\n".join(names) + "\n")
+        for i, name in enumerate(names):
+            frames = int(rng.integers(60, 120))
+            for person in ("person1", "person2"):
+                motion = rng.normal(size=(1, 22, 3)) + 0.1 * np.cumsum(rng.normal(size=(frames, 22, 3)), axis=0)
+                # InterGen's feature rows: positions first, then other features
+                features = np.concatenate([motion.reshape(frames, 66), rng.normal(size=(frames, 196))], axis=1)
+                np.save(root / "motions_processed" / person / f"{name}.npy", features.astype(np.float32))
+            (root / "annots" / f"{name}.txt").write_text(f"two people {actions[i % 4]}\nthe pair {actions[i % 4]}\n")
+
+
+def test_two_person_interaction_trains_and_evaluates(tmp_path):
+    write_interhuman_folder(tmp_path / "InterHuman", SPLITS)
+    data_args = ["--dataset_name", "interhuman", "--dataset_dir", str(tmp_path / "InterHuman")]
+    out = tmp_path / "model"
+    run(TRAIN, *data_args, *TINY, "--max_steps", "3", "--output_dir", str(out), "--query", "two people hug each other")
+    config = json.loads((out / "config.json").read_text())
+    assert config["num_persons"] == 2
+    assert json.loads((out / "processor_config.json").read_text())["feature_extractor"]["num_persons"] == 2
+    metrics = evaluate_tmr_all(out, data_args, tmp_path)
+    assert metrics["m2t/MedR"] <= 8
+
+
+@pytest.mark.parametrize(
+    "encoder, sizes",
+    [("joint_transformer", {"hidden_size": 32, "depth": 2, "num_heads": 2}), ("dstformer", {"dim": 32, "depth": 1, "num_heads": 2})],
+)
+def test_raw_joint_encoders_train_and_round_trip(encoder, sizes, tmp_path, sample_motion_path, clean_load):
+    out = tmp_path / encoder
+    tiny = [a for a in DEMO_TINY]
+    tiny[tiny.index("--motion_backbone_kwargs") + 1] = json.dumps(sizes)
+    run(TRAIN, *tiny, "--motion_encoder", encoder, "--max_steps", "2", "--output_dir", str(out), "--query", "")
+    config = json.loads((out / "config.json").read_text())["motion_config"]
+    assert config["encoder"] == encoder and config["num_joints"] == 22
+    assert "motion_encoders.py" in os.listdir(out)
+    clean = clean_load(out, sample_motion_path, tmp_path / "clean.npz", ["a person waves"], tmp_path)
+    assert clean["motion_values"].shape == (2, 64, 22, 3)
+    from transformers import AutoModel, AutoProcessor
+
+    model = AutoModel.from_pretrained(out, trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(out, trust_remote_code=True)
+    motion = np.load(sample_motion_path)
+    inputs = processor(text=["a person waves"], motions=[motion, motion[::-1].copy()], return_tensors="pt")
+    assert inputs["motion_lengths"].tolist() == [64, 64]
+    with torch.no_grad():
+        ours = model(**inputs).motion_embeds
+    np.testing.assert_allclose(clean["motion"], ours.numpy(), atol=1e-6)

@@ -26,6 +26,7 @@ from modeling_motionpatches.retrieval import (  # noqa: E402
 )
 from training.evaluation import embed_split, score_embeddings  # noqa: E402
 from training.motion_datasets import load_named_dataset  # noqa: E402
+from training.skeleton_transfer import processor_for_dataset  # noqa: E402
 
 
 def evaluate(model, processor, rows, protocol="all", batch_size=128, sentence_encoder=None, threshold=0.95, subset_ids=None):
@@ -68,10 +69,11 @@ def main(argv=None):
 
     model = AutoModel.from_pretrained(args.model_name_or_path, trust_remote_code=True)
     processor = AutoProcessor.from_pretrained(args.model_name_or_path, trust_remote_code=True)
-    data, _ = load_named_dataset(
+    data, skeleton = load_named_dataset(
         args.dataset_name, dataset_dir=args.dataset_dir, skeleton=args.skeleton, dataset_fps=args.dataset_fps,
         kit_repeat_frames=args.kit_repeat_frames, demo_sizes=tuple(int(n) for n in args.demo_sizes.split(",")), seed=args.seed,
     )
+    processor = processor_for_dataset(processor, skeleton, data)
     subset_ids = None
     if args.subset_ids:
         with open(args.subset_ids, encoding="utf-8") as f:

