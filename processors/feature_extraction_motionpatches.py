@@ -60,6 +60,19 @@ def resample_frame_rate(motion: np.ndarray, source_fps: float, target_fps: float
     return motion[left] * (1 - frac) + motion[right] * frac
 
 
+def repeat_frames_to_fps(motion: np.ndarray, source_fps: float, target_fps: float) -> np.ndarray:
+    """The reference code's frame-rate change: every target frame copies the nearest earlier source frame.
+
+    Kept so checkpoints trained on KIT-ML that way (12.5 -> 20 fps) see the inputs they were trained on;
+    it duplicates poses and shifts timing by up to a frame, so `resample_frame_rate` is the default.
+    """
+    num_out = int(len(motion) * target_fps / source_fps)
+    return motion[np.minimum((np.arange(num_out) * source_fps / target_fps).astype(np.int64), len(motion) - 1)]
+
+
+FRAME_RATE_MODES = {"linear": resample_frame_rate, "repeat": repeat_frames_to_fps}
+
+
 def _describe(index: int | None) -> str:
     return "motion" if index is None else f"motion {index}"
 
@@ -179,6 +192,9 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
     output_format (`str`, defaults to `"patches"`):
         `"joints"` returns the normalised, padded joint positions `(batch, [P,] num_frames, joints, 3)` and
         always `motion_lengths`, for the raw-joint encoders of the paper's ablation.
+    frame_rate_mode (`str`, defaults to `"linear"`):
+        How `motion_fps` inputs reach `fps`: `"linear"` interpolation, or `"repeat"`, the reference code's
+        frame repeating (for its KIT-ML checkpoints).
     """
 
     model_input_names = ["motion_values"]
@@ -195,6 +211,7 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
         crop: str = "first",
         num_persons: int = 1,
         output_format: str = "patches",
+        frame_rate_mode: str = "linear",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -217,6 +234,9 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
         if output_format not in OUTPUT_FORMATS:
             raise ValueError(f"output_format={output_format!r}; expected one of {OUTPUT_FORMATS}")
         self.output_format = output_format
+        if frame_rate_mode not in FRAME_RATE_MODES:
+            raise ValueError(f"frame_rate_mode={frame_rate_mode!r}; expected one of {sorted(FRAME_RATE_MODES)}")
+        self.frame_rate_mode = frame_rate_mode
         self.set_statistics(mean, std)
         self._resample_matrix = self._build_resample_matrix()
 
@@ -260,6 +280,7 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
             crop=self.crop,
             num_persons=self.num_persons,
             output_format=self.output_format,
+            frame_rate_mode=self.frame_rate_mode,
         )
 
     def set_statistics(self, mean, std) -> None:
@@ -340,6 +361,7 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
             "crop": self.crop,
             "num_persons": self.num_persons,
             "output_format": self.output_format,
+            "frame_rate_mode": self.frame_rate_mode,
             **({"auto_map": self.auto_map} if getattr(self, "auto_map", None) else {}),
         }
 
@@ -413,7 +435,7 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
             if source_fps is not None:
                 if source_fps <= 0:
                     raise ValueError(f"motion {index}: motion_fps must be positive, got {source_fps}")
-                array = resample_frame_rate(array, float(source_fps), self.fps)
+                array = FRAME_RATE_MODES[self.frame_rate_mode](array, float(source_fps), self.fps)
             start = self._window_start(array.shape[0], crop, item_rng)
             window = array[start : start + self.num_frames]
             lengths[index] = window.shape[0]

@@ -249,3 +249,15 @@ def test_presets_have_anatomical_chains(name, sample_motion):
     # any (T, J, 3) motion of the right joint count goes through
     motion = np.resize(sample_motion, (50, skeleton.num_joints, 3))
     assert MotionPatchFeatureExtractor(skeleton=name)(motion)["motion_values"].shape == (1, 3, 224, 80)
+
+
+def test_reference_frame_repeating_mode(sample_motion):
+    kit_rate = sample_motion[:25]
+    repeated = MotionPatchFeatureExtractor(part_order="reference", frame_rate_mode="repeat")
+    out = repeated(kit_rate, motion_fps=12.5, return_motion_lengths=True)
+    assert out["motion_lengths"].tolist() == [40]
+    source_frames = [int(i * 12.5 / 20) for i in range(40)]  # 0, 0, 1, 1, 2, 3, 3, ...
+    expected = reference_motion_patches(kit_rate[source_frames], REFERENCE_HUMANML3D_CHAINS)
+    np.testing.assert_allclose(out["motion_values"][0], expected, atol=1e-5)
+    with pytest.raises(ValueError, match="frame_rate_mode='nearest'"):
+        MotionPatchFeatureExtractor(frame_rate_mode="nearest")

@@ -25,7 +25,7 @@ import datasets
 import numpy as np
 
 from processors.bvh import load_bvh, skeleton_from_bvh
-from processors.feature_extraction_motionpatches import resample_frame_rate
+from processors.feature_extraction_motionpatches import repeat_frames_to_fps, resample_frame_rate
 from processors.skeletons import resolve_skeleton
 
 logger = logging.getLogger("motionpatches.data")
@@ -133,18 +133,12 @@ def _load_batch(batch, num_joints, source_fps, min_frames, max_frames, repeat_fr
                 else:
                     array = array.astype(np.float32)
                     if repeat_frames:
-                        motion = repeat_to_fps(array, fps, TARGET_FPS)
+                        motion = repeat_frames_to_fps(array, fps, TARGET_FPS)
                     else:
                         motion = resample_frame_rate(array, fps, TARGET_FPS)
         motions.append(motion)
         reasons.append(reason)
     return {"motion": motions, "skip_reason": reasons}
-
-
-def repeat_to_fps(motion: np.ndarray, source_fps: float, target_fps: float) -> np.ndarray:
-    """The reference's frame-rate change: nearest earlier source frame for every target frame."""
-    num_out = int(len(motion) * target_fps / source_fps)
-    return motion[np.minimum((np.arange(num_out) * source_fps / target_fps).astype(np.int64), len(motion) - 1)]
 
 
 def folder_skeleton(root: str, skeleton=None):

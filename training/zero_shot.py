@@ -1,0 +1,143 @@
+"""Zero-shot action classification of labelled motions with a saved motion-text model.
+
+    python training/zero_shot.py --model_name_or_path DIR --csv clips.csv [--motions_dir DIR]
+    python training/zero_shot.py --model_name_or_path DIR --babel_json babel/val.json --joints_dir DIR --fps 30
+    python training/zero_shot.py --model_name_or_path DIR --dataset_name demo --label_text '{"walk": "walks"}'
+
+Each label becomes a prompt (`--template`, "a person {label}" by default; `--label_text` maps a label
+to nicer words, e.g. {"sit_down": "sits down"}), each motion is given the label whose prompt it is most
+similar to. Labels default to every label in the data; with `--labels`, rows with other labels are left
+out. Prints top-1/top-5 accuracy and the confusion matrix; `--output_file` writes the report as JSON
+(with each motion's id and prediction), `--confusion_csv` the matrix as CSV and `--save_scores` every
+motion-label similarity. For BABEL's joint-file layout see training/classification_data.py.
+"""
+
+import argparse
+import csv
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from modeling_motionpatches.zero_shot import (  # noqa: E402
+    DEFAULT_TEMPLATE,
+    build_prompts,
+    classification_report,
+    format_confusion_matrix,
+    zero_shot_scores,
+)
+from training.classification_data import BABEL_LABEL_KEYS, TARGET_FPS, load_babel, load_label_csv  # noqa: E402
+
+
+def load_rows(args):
+    """The labelled motions (columns id, motion, label, at 20 fps) named by the command line."""
+    if args.csv:
+        return load_label_csv(args.csv, motions_dir=args.motions_dir, fps=args.fps or TARGET_FPS)
+    if args.babel_json:
+        if not args.joints_dir or not args.fps:
+            raise SystemExit("--babel_json needs --joints_dir and --fps (the frame rate of the joint files)")
+        return load_babel(
+            args.babel_json, args.joints_dir, args.fps, min_seconds=args.min_seconds,
+            label_key=args.label_key, use_sequence_labels=args.use_sequence_labels,
+        )
+    from training.demo_data import load_demo_dataset
+
+    train, validation, test = (int(n) for n in args.demo_sizes.split(","))
+    demo = load_demo_dataset(num_train=train, num_validation=validation, num_test=test, seed=args.seed)
+    return demo["test"].select_columns(["id", "motion", "action"]).rename_column("action", "label")
+
+
+def select_labels(rows, labels_arg: str | None):
+    """(rows, labels): every label in the data, sorted, or those of `--labels` with the other rows left out."""
+    if not labels_arg:
+        return rows, sorted(set(rows["label"]))
+    labels = [label.strip() for label in labels_arg.split(",") if label.strip()]
+    wanted = set(labels)
+    kept = rows.filter(lambda label: label in wanted, input_columns="label")
+    if len(kept) == 0:
+        raise SystemExit(f"no motion is labelled with any of {labels}")
+    if len(kept) < len(rows):
+        print(f"{len(rows) - len(kept)} of {len(rows)} motions have labels outside --labels and are left out")
+    return kept, labels
+
+
+def read_label_text(value: str | None) -> dict:
+    """`--label_text`: a JSON object given inline or as a file path."""
+    if not value:
+        return {}
+    if os.path.isfile(value):
+        with open(value, encoding="utf-8") as f:
+            value = f.read()
+    mapping = json.loads(value)
+    if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+        raise SystemExit('--label_text must be a JSON object mapping labels to words, e.g. {"walk": "walks"}')
+    return mapping
+
+
+def write_confusion_csv(report: dict, path: str) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true \\ predicted", *report["labels"]])
+        for label, row in zip(report["labels"], report["confusion_matrix"]):
+            writer.writerow([label, *row])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model_name_or_path", required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--csv", help="CSV with columns file,label[,start,end] (seconds)")
+    source.add_argument("--babel_json", help="a BABEL split file, e.g. val.json")
+    source.add_argument("--dataset_name", choices=["demo"], help="the procedural demo's test split, labelled by action")
+    p.add_argument("--motions_dir", help="folder the CSV's files are relative to (default: the CSV's folder)")
+    p.add_argument("--joints_dir", help="BABEL: joint positions as <joints_dir>/<feat_p with .npy for .npz>")
+    p.add_argument("--fps", "--motion_fps", dest="fps", type=float,
+                   help="frame rate of the .npy joint files (CSV default 20; required with --babel_json)")
+    p.add_argument("--label_key", default="proc_label", choices=BABEL_LABEL_KEYS, help="BABEL label field")
+    p.add_argument("--use_sequence_labels", action="store_true", help="BABEL: sequence labels, not segments")
+    p.add_argument("--min_seconds", type=float, default=0.5, help="BABEL: shortest segment kept")
+    p.add_argument("--demo_sizes", default="1200,150,150", help="train,validation,test sizes of the demo dataset")
+    p.add_argument("--seed", type=int, default=0, help="seed of the demo dataset")
+    p.add_argument("--labels", help="comma-separated labels to choose from (default: all labels in the data)")
+    p.add_argument("--template", default=DEFAULT_TEMPLATE, help="prompt with a {label} placeholder")
+    p.add_argument("--label_text", help='JSON object (or .json file) of label -> words, e.g. {"walk": "walks"}')
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--device", help="e.g. cuda or cpu (default: cuda when available)")
+    p.add_argument("--output_file", help="write the report as JSON")
+    p.add_argument("--confusion_csv", help="write the confusion matrix as CSV")
+    p.add_argument("--save_scores", help="write the (motions, labels) cosine similarities as .npy, rows in the report's ids order")
+    args = p.parse_args(argv)
+
+    import torch
+    from transformers import AutoModel, AutoProcessor
+
+    label_text = read_label_text(args.label_text)
+    rows, labels = select_labels(load_rows(args), args.labels)
+    prompts = build_prompts(labels, args.template, label_text)  # fails early on a template without {label}
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = AutoModel.from_pretrained(args.model_name_or_path, trust_remote_code=True).to(device)
+    processor = AutoProcessor.from_pretrained(args.model_name_or_path, trust_remote_code=True)
+    motions = (row["motion"] for row in rows.with_format("numpy", columns=["motion"]))
+    # the loaders deliver 20 fps; the processor resamples to the model's rate if that differs
+    scores = zero_shot_scores(model, processor, motions, labels, args.template, args.batch_size, TARGET_FPS, label_text)
+    report = classification_report(scores, rows["label"], labels)
+    report.update(template=args.template, prompts=prompts, ids=list(rows["id"]),
+                  predictions=[labels[j] for j in scores.argmax(axis=1)])
+
+    print(f"{report['num_samples']} motions, {len(labels)} labels: "
+          f"top-1 {report['top1']:.2f}%  top-5 {report['top5']:.2f}%")
+    print(format_confusion_matrix(report))
+    if args.output_file:
+        with open(args.output_file, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2)
+    if args.confusion_csv:
+        write_confusion_csv(report, args.confusion_csv)
+    if args.save_scores:
+        np.save(args.save_scores, scores)
+
+
+if __name__ == "__main__":
+    main()
