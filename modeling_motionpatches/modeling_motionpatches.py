@@ -23,7 +23,7 @@ from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
-from .motion_encoders import DSTformer, JointSequenceTransformer, frame_mask_from_lengths
+from .motion_encoders import DSTformer, JointSequenceTransformer, frame_mask_from_lengths, sinusoidal_position_encoding
 
 try:  # in a saved checkpoint folder transformers loads the configuration module from beside this file
     from .configuration_motionpatches import MotionPatchesConfig, MotionPatchesMotionConfig
@@ -138,6 +138,9 @@ class MotionTextPreTrainedModel(PreTrainedModel):
             init.zeros_(module.layer_norm.bias)
         elif isinstance(module, MotionTextModel):
             init.constant_(module.logit_scale, self.config.logit_scale_init_value)
+        elif isinstance(module, JointSequenceTransformer):
+            # a fixed buffer, not saved: rebuilt here because from_pretrained creates modules without data
+            init.copy_(module.pos_encoding, sinusoidal_position_encoding(module.num_frames, module.num_features))
 
 
 class MotionTextModel(MotionTextPreTrainedModel):

@@ -61,13 +61,19 @@ def resample_frame_rate(motion: np.ndarray, source_fps: float, target_fps: float
 
 
 def repeat_frames_to_fps(motion: np.ndarray, source_fps: float, target_fps: float) -> np.ndarray:
-    """The reference code's frame-rate change: every target frame copies the nearest earlier source frame.
-
-    Kept so checkpoints trained on KIT-ML that way (12.5 -> 20 fps) see the inputs they were trained on;
-    it duplicates poses and shifts timing by up to a frame, so `resample_frame_rate` is the default.
+    """The reference code's frame-rate change, kept so its KIT-ML checkpoints see the inputs they were
+    trained on: each block of int(source_fps) frames (taken as one second) becomes int(target_fps) frames
+    by repeating frames floor(k * source_fps / target_fps); a final partial block keeps the indices that
+    exist. For 12.5 -> 20 fps this plays motions 12.5/12 times faster and duplicates poses, so linear
+    `resample_frame_rate` is the default. When int(source_fps) is a multiple of int(target_fps), every
+    n-th frame is kept.
     """
-    num_out = int(len(motion) * target_fps / source_fps)
-    return motion[np.minimum((np.arange(num_out) * source_fps / target_fps).astype(np.int64), len(motion) - 1)]
+    block, out = int(source_fps), int(target_fps)
+    if block % out == 0:
+        return motion[:: block // out]
+    offsets = np.floor(source_fps / target_fps * np.arange(out)).astype(np.int64)
+    indices = (np.arange(0, len(motion), block)[:, None] + offsets[None, :]).ravel()
+    return motion[indices[indices < len(motion)]]
 
 
 FRAME_RATE_MODES = {"linear": resample_frame_rate, "repeat": repeat_frames_to_fps}

@@ -152,7 +152,7 @@ def test_two_person_interaction_shares_the_tower_and_concatenates():
 
 
 @pytest.mark.parametrize("encoder, sizes", [("joint_transformer", {"hidden_size": 32, "depth": 2, "num_heads": 2}), ("dstformer", {"dim": 32, "depth": 1, "num_heads": 2})])
-def test_raw_joint_encoders_mask_padding(encoder, sizes, tokenizer, sample_motion):
+def test_raw_joint_encoders_mask_padding(encoder, sizes, tokenizer, sample_motion, tmp_path):
     from modeling_motionpatches import MotionPatchProcessor
 
     config = tiny_config(len(tokenizer), motion_config={"encoder": encoder, "num_joints": 22, "num_frames": 224, "backbone_kwargs": sizes})
@@ -168,6 +168,11 @@ def test_raw_joint_encoders_mask_padding(encoder, sizes, tokenizer, sample_motio
         unmasked = model.get_motion_features(motion_values=garbage).pooler_output
     torch.testing.assert_close(noisy, padded, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(unmasked[0], padded[0], atol=1e-3)
+    # from_pretrained builds modules without data first: fixed buffers must come back too
+    model.save_pretrained(tmp_path)
+    with torch.no_grad():
+        reloaded = MotionTextModel.from_pretrained(tmp_path).eval().get_motion_features(**inputs).pooler_output
+    torch.testing.assert_close(reloaded, padded, atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match=r"expects \(batch, 224, 22, 3\)"):
         model.get_motion_features(motion_values=torch.zeros(1, 3, 224, 80))
     with pytest.raises(ValueError, match="needs motion_config.num_joints"):

@@ -74,8 +74,10 @@ def test_kit_frame_rate_is_interpolated_not_repeated(tmp_path):
     assert ours.shape == expected.shape == (47, 21, 3)
     np.testing.assert_allclose(ours, expected, atol=1e-5)
     repeated = load_motion_folder(str(tmp_path / "KIT"), skeleton="kit", kit_repeat_frames=True)["train"].with_format("numpy")[0]["motion"]
-    assert repeated.shape == (48, 21, 3)
+    # blocks of 12 frames -> 20 (offsets floor(0.625 k)), then the 6-frame tail keeps offsets below 6
+    assert repeated.shape == (20 + 20 + 10, 21, 3)
     np.testing.assert_array_equal(repeated[:4], motion[[0, 0, 1, 1]])
+    np.testing.assert_array_equal(repeated[20:24], motion[[12, 12, 13, 13]])
 
 
 def test_custom_skeleton_folder(tmp_path):
@@ -101,3 +103,16 @@ def test_folder_errors(tmp_path):
     write_folder(tmp_path / "wrong", {"train": ["a"]}, {"a": np.zeros((20, 21, 3), np.float32)}, {"a": ["x#x#0.0#0.0"]})
     with pytest.raises(ValueError, match=r"every motion was skipped .*wrong shape"):
         load_motion_folder(str(tmp_path / "wrong"), skeleton="humanml3d")
+
+
+def test_exported_demo_folder_loads_back(tmp_path):
+    from training.demo_data import load_demo_dataset
+    from training.export_demo import export_demo
+
+    export_demo(str(tmp_path / "demo"), seed=3, sizes=(6, 2, 2))
+    original = load_demo_dataset(6, 2, 2, seed=3)
+    reloaded = load_motion_folder(str(tmp_path / "demo"))
+    for split in ("train", "validation", "test"):
+        assert list(reloaded[split]["id"]) == list(original[split]["id"])
+        assert [list(c) for c in reloaded[split]["captions"]] == [list(c) for c in original[split]["captions"]]
+        np.testing.assert_array_equal(reloaded[split].with_format("numpy")[0]["motion"], original[split].with_format("numpy")[0]["motion"])

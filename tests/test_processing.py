@@ -255,8 +255,10 @@ def test_reference_frame_repeating_mode(sample_motion):
     kit_rate = sample_motion[:25]
     repeated = MotionPatchFeatureExtractor(part_order="reference", frame_rate_mode="repeat")
     out = repeated(kit_rate, motion_fps=12.5, return_motion_lengths=True)
-    assert out["motion_lengths"].tolist() == [40]
-    source_frames = [int(i * 12.5 / 20) for i in range(40)]  # 0, 0, 1, 1, 2, 3, 3, ...
+    # the reference: blocks of 12 frames, each giving 20 by offsets floor(0.625 k); a partial block keeps what exists
+    offsets = [0, 0, 1, 1, 2, 3, 3, 4, 5, 5, 6, 6, 7, 8, 8, 9, 10, 10, 11, 11]
+    source_frames = [b + o for b in (0, 12, 24) for o in offsets if b + o < 25]
+    assert out["motion_lengths"].tolist() == [len(source_frames)] == [42]
     expected = reference_motion_patches(kit_rate[source_frames], REFERENCE_HUMANML3D_CHAINS)
     np.testing.assert_allclose(out["motion_values"][0], expected, atol=1e-5)
     with pytest.raises(ValueError, match="frame_rate_mode='nearest'"):

@@ -13,8 +13,8 @@ id `<id>#<from>#<to>`. Mirrored `M` ids are ordinary rows. Listed ids without fi
 NaN/inf, wrong joint counts and clips outside the length limits are skipped and counted in the log.
 
 Motions are resampled to 20 fps by linear interpolation. The reference code instead repeats frames
-to bring KIT-ML from 12.5 fps to 20 fps (nearest-frame upsampling, which distorts timing by up to
-half a frame and duplicates poses); use `kit_repeat_frames=True` to reproduce that for its checkpoints.
+to bring KIT-ML from 12.5 fps to 20 fps (blocks of 12 frames become 20, so motions play 12.5/12 times
+faster with duplicated poses); `kit_repeat_frames=True` reproduces that for its checkpoints.
 """
 
 import logging

@@ -1,0 +1,218 @@
+"""Pictures of motions, motion patches, retrieval results and attention, from the command line.
+
+    python training/visualize.py patches MOTION.npy --skeleton humanml3d --out patches.png
+    python training/visualize.py gif MOTION.npy --skeleton humanml3d --out motion.gif [--view side]
+    python training/visualize.py keyframes MOTION.npy --skeleton humanml3d --out keyframes.png
+    python training/visualize.py retrieval --model_name_or_path DIR --query "a person waves" \
+        --motions_dir DIR_OF_NPY --top_k 3 --out retrieval.png
+    python training/visualize.py attention MOTION.npy --model_name_or_path DIR --out attention.png
+
+Motions are `.npy` joint positions `(frames, joints, 3)` (HumanML3D `new_joints` layout: metres,
+Y up). Camera views and colours are described in `modeling_motionpatches/visualization.py`.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# `python training/visualize.py` puts training/ on sys.path; the package modules live one level up
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from modeling_motionpatches.visualization import (  # noqa: E402
+    VIEWS,
+    attention_figure,
+    keyframe_strip,
+    motion_attention,
+    motion_patches_image,
+    retrieval_figure,
+    skeleton_animation,
+)
+from processors import MotionPatchFeatureExtractor  # noqa: E402
+from processors.feature_extraction_motionpatches import load_motion  # noqa: E402
+from processors.skeletons import resolve_skeleton  # noqa: E402
+
+
+def read_motion_or_exit(path: str, skeleton=None) -> np.ndarray:
+    """The motion in `path`, or exit with a message naming the file (missing, unreadable, wrong shape)."""
+    try:
+        motion = load_motion(path)
+    except (FileNotFoundError, ValueError, TypeError) as err:
+        raise SystemExit(f"error: {err}") from None
+    if skeleton is not None and motion.shape[1] != skeleton.num_joints:
+        raise SystemExit(
+            f"error: {path} has {motion.shape[1]} joints but skeleton {skeleton.name!r} has {skeleton.num_joints}"
+        )
+    return motion
+
+
+def load_model(model_name_or_path: str):
+    """Model (eval mode, on the GPU when there is one) and processor saved together by training/train.py."""
+    from transformers import AutoModel, AutoProcessor
+
+    try:
+        model = AutoModel.from_pretrained(model_name_or_path, trust_remote_code=True)
+        processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=True)
+    except OSError as err:
+        raise SystemExit(f"error: cannot load a model and processor from {model_name_or_path}: {err}") from None
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval(), processor
+
+
+def saved(image, out: str) -> None:
+    image.save(out)
+    print(f"wrote {out}")
+
+
+# ------------------------------------------------------------------------------------------ commands
+
+
+def cmd_patches(args):
+    skeleton = resolve_skeleton(args.skeleton)
+    motion = read_motion_or_exit(args.motion, skeleton)
+    extractor = MotionPatchFeatureExtractor(
+        skeleton=skeleton, part_order=args.part_order, num_frames=args.num_frames or motion.shape[0]
+    )
+    values = extractor(motion)["motion_values"]
+    saved(motion_patches_image(values, extractor.part_names, cell=args.cell), args.out)
+
+
+def cmd_gif(args):
+    skeleton = resolve_skeleton(args.skeleton)
+    motion = read_motion_or_exit(args.motion, skeleton)
+    skeleton_animation(
+        motion, skeleton, args.out, fps=args.fps, size=args.size, view=args.view, trail=args.trail, stride=args.stride
+    )
+    print(f"wrote {args.out}")
+
+
+def cmd_keyframes(args):
+    skeleton = resolve_skeleton(args.skeleton)
+    motion = read_motion_or_exit(args.motion, skeleton)
+    saved(keyframe_strip(motion, skeleton, args.num_keyframes, args.size, args.view), args.out)
+
+
+def motion_files(folder: str) -> list[str]:
+    if not os.path.isdir(folder):
+        raise SystemExit(f"error: motions folder not found: {folder}")
+    files = sorted(os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".npy"))
+    if not files:
+        raise SystemExit(f"error: no .npy motions in {folder}")
+    return files
+
+
+def caption_of(motion_path: str, texts_dir: str | None) -> str:
+    """The first caption of a motion in a HumanML3D-style `texts/NAME.txt` ("caption#tokens#start#end"), else its file name."""
+    name = os.path.basename(motion_path)
+    if texts_dir is None:
+        return name
+    text_path = os.path.join(texts_dir, os.path.splitext(name)[0] + ".txt")
+    if not os.path.isfile(text_path):
+        return name
+    with open(text_path, encoding="utf-8") as f:
+        first_line = f.readline().strip()
+    return f"{name}: {first_line.split('#')[0]}" if first_line else name
+
+
+@torch.inference_mode()
+def rank_motions(model, processor, query: str, motions: list[np.ndarray], batch_size: int) -> np.ndarray:
+    """Cosine similarity of `query` with every motion, as the model scores them for retrieval."""
+    device = next(model.parameters()).device
+    text = processor(text=[query], return_tensors="pt").to(device)
+    text_embeds = F.normalize(model.get_text_features(**text).pooler_output, dim=-1)
+    scores = []
+    for start in range(0, len(motions), batch_size):
+        values = processor(motions=motions[start : start + batch_size], return_tensors="pt")["motion_values"]
+        motion_embeds = F.normalize(model.get_motion_features(motion_values=values.to(device)).pooler_output, dim=-1)
+        scores.append((motion_embeds @ text_embeds[0]).float().cpu().numpy())
+    return np.concatenate(scores)
+
+
+def cmd_retrieval(args):
+    model, processor = load_model(args.model_name_or_path)
+    skeleton = processor.feature_extractor.skeleton
+    files = motion_files(args.motions_dir)
+    motions = [read_motion_or_exit(path, skeleton) for path in files]
+    scores = rank_motions(model, processor, args.query, motions, args.batch_size)
+    best = np.argsort(-scores, kind="stable")[: args.top_k]
+    for rank, index in enumerate(best, start=1):
+        print(f"{rank}. {scores[index]:.3f}  {files[index]}")
+    figure = retrieval_figure(
+        args.query, [motions[i] for i in best], skeleton, scores=scores[best],
+        captions=[caption_of(files[i], args.texts_dir) for i in best], num_keyframes=args.num_keyframes, size=args.size,
+    )
+    saved(figure, args.out)
+
+
+def cmd_attention(args):
+    model, processor = load_model(args.model_name_or_path)
+    extractor = processor.feature_extractor
+    motion = read_motion_or_exit(args.motion, extractor.skeleton)
+    values = extractor(motion, return_tensors="pt")["motion_values"]
+    attention = motion_attention(model, values)
+    saved(attention_figure(values, attention, extractor.part_names, cell=args.cell), args.out)
+
+
+# ------------------------------------------------------------------------------------------ arguments
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = p.add_subparsers(dest="command", required=True)
+
+    def motion_command(name, help, func, out):
+        sub = commands.add_parser(name, help=help)
+        sub.add_argument("motion", help="a .npy file of joint positions (frames, joints, 3)")
+        sub.add_argument("--skeleton", default="humanml3d", help="preset name or JSON skeleton file")
+        sub.add_argument("--out", default=out)
+        sub.set_defaults(func=func)
+        return sub
+
+    patches = motion_command("patches", "the motion-patch image (x, y, z as red, green, blue)", cmd_patches, "patches.png")
+    patches.add_argument("--part_order", default="canonical", choices=["canonical", "reference"])
+    patches.add_argument("--num_frames", type=int, help="crop or pad to this many frames (default: the whole motion)")
+    patches.add_argument("--cell", type=int, default=4, help="pixels per value")
+
+    gif = motion_command("gif", "an animated GIF of the skeleton", cmd_gif, "motion.gif")
+    gif.add_argument("--view", default="front", choices=sorted(VIEWS))
+    gif.add_argument("--size", type=int, default=256)
+    gif.add_argument("--fps", type=float, help="frame rate of the motion (default: the skeleton's)")
+    gif.add_argument("--stride", type=int, default=1, help="keep every n-th frame (smaller file, same speed)")
+    gif.add_argument("--trail", action="store_true", help="draw the root's path")
+
+    keyframes = motion_command("keyframes", "evenly spaced poses side by side", cmd_keyframes, "keyframes.png")
+    keyframes.add_argument("--view", default="front", choices=sorted(VIEWS))
+    keyframes.add_argument("--num_keyframes", type=int, default=6)
+    keyframes.add_argument("--size", type=int, default=160)
+
+    retrieval = commands.add_parser("retrieval", help="the top motions of a folder for a text query")
+    retrieval.add_argument("--model_name_or_path", required=True, help="a model saved with its processor")
+    retrieval.add_argument("--query", required=True)
+    retrieval.add_argument("--motions_dir", required=True, help="folder of .npy motions in the model's skeleton")
+    retrieval.add_argument("--texts_dir", help="captions to show, NAME.txt per NAME.npy (HumanML3D texts/ layout)")
+    retrieval.add_argument("--top_k", type=int, default=3)
+    retrieval.add_argument("--num_keyframes", type=int, default=5)
+    retrieval.add_argument("--size", type=int, default=140, help="pixels per keyframe")
+    retrieval.add_argument("--batch_size", type=int, default=64)
+    retrieval.add_argument("--out", default="retrieval.png")
+    retrieval.set_defaults(func=cmd_retrieval)
+
+    attention = commands.add_parser("attention", help="the class token's last-block attention over the patches")
+    attention.add_argument("motion", help="a .npy file of joint positions (frames, joints, 3)")
+    attention.add_argument("--model_name_or_path", required=True, help="a model saved with its processor")
+    attention.add_argument("--cell", type=int, default=8, help="pixels per value")
+    attention.add_argument("--out", default="attention.png")
+    attention.set_defaults(func=cmd_attention)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
