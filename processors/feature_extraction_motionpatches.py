@@ -3,9 +3,11 @@
 Preprocessing (Motion Patches, Yu et al. CVPR 2024): per-joint z-score with dataset statistics,
 each kinematic chain resampled to N points by linear interpolation, optional frame-rate
 resampling, crop to `num_frames` (first window, or a random one for training) or zero padding.
-All steps are linear per frame, so they are applied as: frame-rate resampling, crop, z-score,
-one matrix product that resamples every chain at once, zero padding -- the same numbers as the
-stated order, without touching frames that the crop throws away.
+All steps are linear per frame, so they are applied as: frame-rate resampling, crop, then one
+matrix product per channel that z-scores and resamples every chain at once (the z-score folded
+into the resampling matrix, its offset carried by a constant-1 column that padding frames lack,
+so padding stays zero) -- the same numbers as the stated order, without touching frames that the
+crop throws away.
 
 Shipped with saved checkpoints as remote code: imports only siblings from this folder.
 """
@@ -140,8 +142,9 @@ def read_motion(motion, index: int | None = None, persons: int = 1) -> LoadedMot
     if array.shape[0] == 0:
         raise ValueError(f"{name}: has zero frames")
     array = array.astype(np.float32, copy=False)
-    finite = np.isfinite(array)
-    if not finite.all():
+    # a sum is non-finite whenever an element is (or, rarely, when it overflows): locate only then
+    finite = np.isfinite(array) if not np.isfinite(array.sum(dtype=np.float64)) else None
+    if finite is not None and not finite.all():
         frame, *_, joint, _ = np.argwhere(~finite)[0]
         kind = "NaN" if np.isnan(array[frame]).any() else "inf"
         raise ValueError(f"{name}: contains {kind} (first at frame {frame}, joint {joint})")
@@ -243,8 +246,8 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
         if frame_rate_mode not in FRAME_RATE_MODES:
             raise ValueError(f"frame_rate_mode={frame_rate_mode!r}; expected one of {sorted(FRAME_RATE_MODES)}")
         self.frame_rate_mode = frame_rate_mode
-        self.set_statistics(mean, std)
         self._resample_matrix = self._build_resample_matrix()
+        self.set_statistics(mean, std)
 
     # ----------------------------------------------------------------------------- configuration
     @property
@@ -295,6 +298,7 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
             raise ValueError("mean and std must be given together")
         if mean is None:
             self._mean = self._std = None
+            self._patch_matrices = self._fold_statistics(np.zeros((self._skeleton.num_joints, 3)), np.ones((self._skeleton.num_joints, 3)))
             return
         expected = (self._skeleton.num_joints, 3)
         arrays = []
@@ -311,6 +315,18 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
             joint = int(np.argwhere(arrays[1] <= 0)[0, 0])
             raise ValueError(f"std must be positive; joint {joint} ({self._skeleton.joint_names[joint]}) has {arrays[1][joint]}")
         self._mean, self._std = arrays
+        self._patch_matrices = self._fold_statistics(self._mean, self._std)
+
+    def _fold_statistics(self, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        """(3, J + 1, parts * N): per channel, the resampling matrix with the z-score folded in; row J is the
+        offset -(mean / std) @ W, applied through a column of ones on real frames."""
+        resample = self._resample_matrix.astype(np.float64)
+        scale = 1.0 / std.astype(np.float64)
+        matrices = np.empty((3, resample.shape[0] + 1, resample.shape[1]))
+        for channel in range(3):
+            matrices[channel, :-1] = resample * scale[:, channel, None]
+            matrices[channel, -1] = -(mean[:, channel] * scale[:, channel]) @ resample
+        return matrices.astype(np.float32)
 
     @property
     def mean(self):
@@ -391,6 +407,26 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
                 f"{self._skeleton.name!r}'s; build the processor with skeleton=skeleton_from_bvh(load_bvh(path))"
             )
 
+    def _patch_values(self, windows: list[np.ndarray]) -> np.ndarray:
+        """(B, [persons,] 3, num_frames, parts * N) from cropped windows `(n, [persons,] J, 3)`."""
+        persons = () if self.num_persons == 1 else (self.num_persons,)
+        joints = self._skeleton.num_joints
+        # laid out as the product wants it: channels, then frames, then joints plus the constant column
+        batch = np.zeros((len(windows), *persons, 3, self.num_frames, joints + 1), dtype=np.float32)
+        order = (2, 0, 1) if self.num_persons == 1 else (1, 3, 0, 2)
+        for index, window in enumerate(windows):
+            batch[index, ..., : len(window), :joints] = window.transpose(order)
+            batch[index, ..., : len(window), joints] = 1.0
+        return batch @ self._patch_matrices
+
+    def _joint_values(self, windows: list[np.ndarray]) -> np.ndarray:
+        """(B, [persons,] num_frames, J, 3): z-scored joints, zero-padded, for the raw-joint encoders."""
+        persons = () if self.num_persons == 1 else (self.num_persons,)
+        batch = np.zeros((len(windows), self.num_frames, *persons, self._skeleton.num_joints, 3), dtype=np.float32)
+        for index, window in enumerate(windows):
+            batch[index, : len(window)] = window if self._mean is None else (window - self._mean) / self._std
+        return batch if self.num_persons == 1 else np.ascontiguousarray(batch.transpose(0, 2, 1, 3, 4))
+
     def _window_start(self, num_frames: int, crop: str, rng: np.random.Generator | None) -> int:
         if num_frames <= self.num_frames or crop == "first":
             return 0
@@ -431,9 +467,7 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
             if len(fps_list) != len(items):
                 raise ValueError(f"motion_fps has {len(fps_list)} values for {len(items)} motions")
 
-        persons = () if self.num_persons == 1 else (self.num_persons,)
-        batch = np.zeros((len(items), self.num_frames, *persons, self._skeleton.num_joints, 3), dtype=np.float32)
-        lengths = np.zeros(len(items), dtype=np.int64)
+        windows, lengths = [], np.zeros(len(items), dtype=np.int64)
         for index, (item, source_fps, item_rng) in enumerate(zip(items, fps_list, rngs)):
             array, file_fps, joint_names = read_motion(item, index, self.num_persons)
             self._check_joints(array, index, joint_names)
@@ -443,20 +477,14 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
                     raise ValueError(f"motion {index}: motion_fps must be positive, got {source_fps}")
                 array = FRAME_RATE_MODES[self.frame_rate_mode](array, float(source_fps), self.fps)
             start = self._window_start(array.shape[0], crop, item_rng)
-            window = array[start : start + self.num_frames]
-            lengths[index] = window.shape[0]
-            batch[index, : window.shape[0]] = window
+            windows.append(array[start : start + self.num_frames])
+            lengths[index] = len(windows[-1])
 
-        if self._mean is not None:
-            valid = (np.arange(self.num_frames)[None, :] < lengths[:, None]).reshape(*batch.shape[:2], *[1] * (batch.ndim - 2))
-            batch = np.where(valid, (batch - self._mean) / self._std, 0.0).astype(np.float32)
         if self.output_format == "joints":
-            motion_values = batch if self.num_persons == 1 else np.ascontiguousarray(batch.transpose(0, 2, 1, 3, 4))
+            motion_values = self._joint_values(windows)
             return_motion_lengths = True  # the raw-joint encoders mask padding with it
         else:
-            # (B, F, [persons,] J, 3) -> (B, [persons,] 3, F, J) @ (J, parts*N): channels are x, y, z
-            order = (0, 3, 1, 2) if self.num_persons == 1 else (0, 2, 4, 1, 3)
-            motion_values = np.ascontiguousarray(batch.transpose(order)) @ self._resample_matrix
+            motion_values = self._patch_values(windows)
         data = {"motion_values": motion_values}
         if return_motion_lengths:
             data["motion_lengths"] = lengths

@@ -1,0 +1,123 @@
+"""Shared helpers for the benchmark scripts: timing, machine description and `RESULTS.md` appending.
+
+Every benchmark records how its numbers were produced (command, date, machine, commit) next to the
+numbers themselves, so a reader can rerun it and compare like with like.
+"""
+
+import datetime
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_PATH = REPO_ROOT / "benchmarks" / "RESULTS.md"
+HEADER = (
+    "# Benchmark results\n\n"
+    "Appended by the scripts in `benchmarks/`; each section gives the command, date, machine and commit "
+    "that produced it. Numbers are only comparable between sections run on the same machine.\n"
+)
+
+
+def machine_info() -> dict:
+    """What the timings depend on: core count, torch's thread pool and library versions."""
+    return {
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def git_commit() -> str:
+    """Short HEAD hash, with "+dirty" when the work tree differs from it (the numbers may not be HEAD's)."""
+    try:
+        return _git("rev-parse", "--short", "HEAD") + ("+dirty" if _git("status", "--porcelain") else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _modified_tracked_files() -> list[str]:
+    """Committed files changed in the work tree: the code measured may differ from the commit's there."""
+    try:
+        return _git("diff", "--name-only", "HEAD").splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return []
+
+
+def _command() -> str:
+    """The command line that is running, with the script path relative to the repository."""
+    script = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    if script is not None and script.is_relative_to(REPO_ROOT):
+        args = [str(script.relative_to(REPO_ROOT))] + sys.argv[1:]
+    else:
+        args = sys.argv
+    return "python " + " ".join(args)
+
+
+def append_results(title: str, table: str, notes: str = "", path=None) -> str:
+    """Append one section to `benchmarks/RESULTS.md` (or `path`), creating the file if missing; returns it."""
+    path = Path(path) if path is not None else RESULTS_PATH
+    machine = ", ".join(f"{key} {value}" for key, value in machine_info().items())
+    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    section = (
+        f"\n## {title}\n\n"
+        f"- command: `{_command()}`\n"
+        f"- date: {date}\n"
+        f"- machine: {machine}\n"
+        f"- commit: {git_commit()}\n"
+    )
+    modified = _modified_tracked_files()
+    if modified:
+        section += f"- uncommitted changes to: {', '.join(modified)}\n"
+    section += f"\n```\n{table.rstrip()}\n```\n"
+    if notes:
+        section += f"\n{notes.rstrip()}\n"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(HEADER)
+    with path.open("a") as handle:
+        handle.write(section)
+    return section
+
+
+def format_table(rows: list[dict], columns: list[str]) -> str:
+    """A fixed-width text table (readable both in a terminal and in a fenced markdown block)."""
+    cells = [[str(row.get(column, "")) for column in columns] for row in rows]
+    widths = [max([len(column)] + [len(line[i]) for line in cells]) for i, column in enumerate(columns)]
+
+    def line(values):
+        return "  ".join(value.rjust(width) for value, width in zip(values, widths)).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(columns), rule] + [line(values) for values in cells])
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports ru_maxrss in KB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def measure(fn, repeat: int = 3, warmup: int = 1) -> float:
+    """Best-of-`repeat` wall time of `fn()` in seconds: the minimum is the least disturbed by other load."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
