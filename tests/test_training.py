@@ -166,6 +166,12 @@ def test_killed_and_resumed_run_reaches_the_same_weights(tmp_path):
     initial = final_weights(killed, 3)
     assert any(not torch.equal(initial[n], straight[n]) for n in straight), "steps 4-6 must have changed the weights"
 
+    # resuming again, now that step 6 exists (as when the kill came late), replaces it with the same weights
+    run(TRAIN, *common, "--output_dir", str(killed), "--resume_from_checkpoint", str(killed / "checkpoints" / "step_3"))
+    again = final_weights(killed, 6)
+    for name, tensor in straight.items():
+        torch.testing.assert_close(again[name], tensor, rtol=0, atol=0, msg=name)
+
 
 def write_motion_folder(root, num_joints, names_per_split, fps_frames=(60, 90)):
     rng = np.random.default_rng(0)

@@ -279,6 +279,8 @@ def main(argv=None):
         if accelerator.is_main_process:
             with open(os.path.join(partial, "progress.json"), "w") as f:
                 json.dump(progress, f)
+            if os.path.isdir(final):  # saved before by the run this one resumed; this step's state replaces it
+                shutil.rmtree(final)
             os.replace(partial, final)
         accelerator.wait_for_everyone()
 
