@@ -11,7 +11,6 @@ beyond; its ranks and metrics are compared with ours wherever it ran.
     python benchmarks/evaluation.py --quick --no-write  # seconds-long smoke run
 """
 
-import argparse
 import os
 import sys
 import threading
@@ -23,7 +22,7 @@ import torch
 if __package__ in (None, ""):  # run as `python benchmarks/<script>.py`: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results import append_results, format_table, measure
+from benchmarks.results import append_results, benchmark_parser, format_table, measure
 from modeling_motionpatches.retrieval import RECALL_AT, retrieval_metrics, retrieval_ranks
 
 DIM = 256
@@ -303,9 +302,7 @@ def targets(rows: list[dict], config: dict) -> list[tuple[str, bool, str]]:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="seconds-long smoke configuration")
-    parser.add_argument("--no-write", action="store_true", help="print only; do not append to RESULTS.md")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 

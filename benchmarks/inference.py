@@ -15,7 +15,6 @@ preparing inputs is not what limits throughput.
     PYTHONPATH=. python benchmarks/inference.py --quick --no-write # seconds-long smoke run
 """
 
-import argparse
 import contextlib
 import ctypes
 import gc
@@ -36,7 +35,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
-from benchmarks.results import append_results, format_table, measure, peak_rss_mb  # noqa: E402
+from benchmarks.results import append_results, benchmark_parser, format_table, measure, peak_rss_mb  # noqa: E402
 from configuration import MotionPatchesConfig  # noqa: E402
 from modeling_motionpatches import MotionPatchProcessor, MotionTextModel  # noqa: E402
 from modeling_motionpatches.tiny import build_word_tokenizer, minilm_path  # noqa: E402
@@ -417,9 +416,7 @@ def bench_processor(budget_s: float, max_repeat: int) -> dict:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="seconds-long smoke configuration (tiny model, batch 1/2)")
-    parser.add_argument("--no-write", action="store_true", help="print only; do not append to RESULTS.md")
+    parser = benchmark_parser(__doc__)
     return parser.parse_args(argv)
 
 

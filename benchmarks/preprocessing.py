@@ -10,7 +10,6 @@ checks that they produce the same numbers, and appends the tables to `benchmarks
     python benchmarks/preprocessing.py --quick --no-write   # seconds-long smoke run
 """
 
-import argparse
 import os
 import sys
 
@@ -20,7 +19,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as `python benchmarks/<script>.py`: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results import append_results, format_table, measure
+from benchmarks.results import append_results, benchmark_parser, format_table, measure
 from processors.feature_extraction_motionpatches import MotionPatchFeatureExtractor
 
 # the reference's HumanML3D chains, in its column order (right leg, left leg, torso, right arm, left arm)
@@ -132,9 +131,7 @@ def bench_lengths(extractor, rng, config: dict, mean, std) -> list[dict]:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="seconds-long smoke configuration")
-    parser.add_argument("--no-write", action="store_true", help="print only; do not append to RESULTS.md")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 

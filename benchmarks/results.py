@@ -4,6 +4,7 @@ Every benchmark records how its numbers were produced (command, date, machine, c
 numbers themselves, so a reader can rerun it and compare like with like.
 """
 
+import argparse
 import datetime
 import os
 import platform
@@ -121,3 +122,12 @@ def measure(fn, repeat: int = 3, warmup: int = 1) -> float:
         fn()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def benchmark_parser(doc: str) -> argparse.ArgumentParser:
+    """The flags every benchmark takes: `--quick` (the seconds-long smoke configuration the tests run)
+    and `--no-write` (print only); scripts add their own."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="seconds-long smoke configuration")
+    parser.add_argument("--no-write", action="store_true", help="print only; do not append to RESULTS.md")
+    return parser

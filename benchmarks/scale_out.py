@@ -10,7 +10,6 @@ next to DDP's gradient all-reduce.
     PYTHONPATH=. python benchmarks/scale_out.py --quick --no-write # seconds-long smoke run
 """
 
-import argparse
 import os
 import sys
 
@@ -22,7 +21,7 @@ sys.path[:] = [os.path.dirname(_HERE) if os.path.abspath(p or ".") == _HERE else
 import torch  # noqa: E402
 
 from benchmarks.inference import SIZES, build_model, cpu_snapshot, load_note  # noqa: E402
-from benchmarks.results import append_results, format_table, measure  # noqa: E402
+from benchmarks.results import append_results, benchmark_parser, format_table, measure  # noqa: E402
 from benchmarks.training import make_batch, our_loss, our_optimizer  # noqa: E402
 from configuration import MotionPatchesConfig  # noqa: E402
 from modeling_motionpatches import MotionTextModel  # noqa: E402
@@ -120,9 +119,7 @@ def _megabytes(size: int) -> str:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="seconds-long smoke configuration (tiny model)")
-    parser.add_argument("--no-write", action="store_true", help="print only; do not append to RESULTS.md")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--gpu-samples-per-s", type=float, default=2000.0,
                         help="ASSUMED training samples/s of one A100 at the paper's size (bf16 autocast)")
     parser.add_argument("--nvlink-gb-s", type=float, default=200.0, help="ASSUMED NCCL bus bandwidth with NVLink, GB/s")

@@ -12,7 +12,6 @@ demo data through the real collator, timed phase by phase and profiled.
     PYTHONPATH=. python benchmarks/training.py --quick --no-write # seconds-long smoke run
 """
 
-import argparse
 import contextlib
 import os
 import sys
@@ -43,7 +42,7 @@ from benchmarks.inference import (  # noqa: E402
     start_memory_window,
     text_inputs,
 )
-from benchmarks.results import append_results, format_table, measure, peak_rss_mb  # noqa: E402
+from benchmarks.results import append_results, benchmark_parser, format_table, measure, peak_rss_mb  # noqa: E402
 from modeling_motionpatches.tiny import minilm_path  # noqa: E402
 from training.batching import EpochPermutationSampler, EpochSeededRows, MotionTextCollator  # noqa: E402
 from training.contrastive import global_contrastive_loss  # noqa: E402
@@ -249,9 +248,7 @@ def bench_demo(config: dict) -> dict:
 
 # ----------------------------------------------------------------------------------------------- report
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="seconds-long smoke configuration (tiny models)")
-    parser.add_argument("--no-write", action="store_true", help="print only; do not append to RESULTS.md")
+    parser = benchmark_parser(__doc__)
     return parser.parse_args(argv)
 
 
