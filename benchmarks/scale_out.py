@@ -13,18 +13,17 @@ next to DDP's gradient all-reduce.
 import os
 import sys
 
-# `python benchmarks/scale_out.py` puts benchmarks/ first on sys.path, where `benchmarks/training.py` would
 # shadow the repository's `training` package: import from the repository root instead
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [os.path.dirname(_HERE) if os.path.abspath(p or ".") == _HERE else p for p in sys.path]
 
-import torch  # noqa: E402
+import torch
 
-from benchmarks.inference import SIZES, build_model, cpu_snapshot, load_note  # noqa: E402
-from benchmarks.results import append_results, benchmark_parser, format_table, measure  # noqa: E402
-from benchmarks.training import make_batch, our_loss, our_optimizer  # noqa: E402
-from configuration import MotionPatchesConfig  # noqa: E402
-from modeling_motionpatches import MotionTextModel  # noqa: E402
+from benchmarks.inference import SIZES, build_model, cpu_snapshot, load_note
+from benchmarks.results import append_results, benchmark_parser, format_table, measure
+from benchmarks.training import make_batch, our_loss, our_optimizer
+from motionpatches import MotionPatchesConfig
+from motionpatches import MotionTextModel
 
 # training rows of HumanML3D's train split as reported for the dataset (motions and their captioned sub-clips)
 HUMANML3D_TRAIN_SAMPLES = 23_384

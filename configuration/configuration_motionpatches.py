@@ -171,7 +171,7 @@ class MotionPatchesConfig(PreTrainedConfig):
     Example:
 
     ```python
-    >>> from modeling_motionpatches import MotionPatchesConfig, MotionTextModel
+    >>> from motionpatches import MotionPatchesConfig, MotionTextModel
     >>> config = MotionPatchesConfig(
     ...     motion_config={"backbone": "vit_tiny_patch16_224", "backbone_kwargs": {"depth": 2}},
     ...     text_config={"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2,
@@ -212,3 +212,7 @@ class MotionPatchesConfig(PreTrainedConfig):
                 f"text_config of model_type {self.text_config.model_type!r} has no hidden_size; "
                 "use a transformers text encoder config (BERT, DistilBERT, RoBERTa, ...)"
             )
+
+
+# saved folders carry this file and name it in config.json's auto_map (transformers' own mechanism)
+MotionPatchesConfig.register_for_auto_class()

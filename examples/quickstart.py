@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoProcessor, AutoTokenizer
 
-from modeling_motionpatches import SKELETON_PRESETS, MotionPatchProcessor, MotionTextModel
-from modeling_motionpatches.tiny import build_word_tokenizer, minilm_path, tiny_config
+from motionpatches import SKELETON_PRESETS, MotionPatchProcessor, MotionTextModel
+from motionpatches.tiny import build_word_tokenizer, minilm_path, tiny_config
 
 SENTENCES = ["a person waves the right hand", "a person walks forward", "a person sits down"]
 

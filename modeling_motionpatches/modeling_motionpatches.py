@@ -5,13 +5,13 @@ return `BaseModelOutputWithPooling` with the projected embedding in `pooler_outp
 `forward` returns logits both ways, the normalised embeddings, the towers' outputs and,
 with `return_loss=True`, the symmetric InfoNCE loss.
 
-Shipped with saved checkpoints as remote code (see `MotionTextModel.save_pretrained`).
+Shipped with saved checkpoints as remote code (see `write_model_code`).
 """
 
 import os
 import shutil
-import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import timm
@@ -20,15 +20,16 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
+from transformers.dynamic_module_utils import get_relative_imports
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
 from .motion_encoders import DSTformer, JointSequenceTransformer, frame_mask_from_lengths, sinusoidal_position_encoding
 
-try:  # in a saved checkpoint folder transformers loads the configuration module from beside this file
+try:  # a saved folder: every code file sits flat beside the weights
     from .configuration_motionpatches import MotionPatchesConfig, MotionPatchesMotionConfig
-except ImportError:  # in the source tree it lives in its own role folder, `configuration/`
-    from configuration.configuration_motionpatches import MotionPatchesConfig, MotionPatchesMotionConfig
+except ImportError:  # the installed package: the configuration is its own subpackage
+    from motionpatches.configuration.configuration_motionpatches import MotionPatchesConfig, MotionPatchesMotionConfig
 
 
 def motion_text_contrastive_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
@@ -314,23 +315,36 @@ class MotionTextModel(MotionTextPreTrainedModel):
 
     # ----------------------------------------------------------------------------- saving
     def save_pretrained(self, save_directory, *args, push_to_hub: bool = False, **kwargs):
-        """`PreTrainedModel.save_pretrained`, plus the code a fresh interpreter needs for `trust_remote_code`.
-
-        transformers copies only files that sit in one folder; in this repository the configuration has
-        its own folder, so the configuration, modeling and encoder modules are written flat next to the
-        weights here, and `auto_map` points at them.
-        """
-        self.config.auto_map = {
-            "AutoConfig": "configuration_motionpatches.MotionPatchesConfig",
-            "AutoModel": "modeling_motionpatches.MotionTextModel",
-        }
+        """`PreTrainedModel.save_pretrained`, plus this file's code for `trust_remote_code` (see `write_model_code`)."""
+        self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), "AutoModel": f"{Path(__file__).stem}.{type(self).__name__}"}
         hub_kwargs = {}
         if push_to_hub:
             hub_kwargs = {k: kwargs.pop(k) for k in ("repo_id", "commit_message", "private", "token") if k in kwargs}
         result = super().save_pretrained(save_directory, *args, **kwargs)
-        for module in (sys.modules[MotionPatchesConfig.__module__], sys.modules[__name__], sys.modules[DSTformer.__module__]):
-            shutil.copyfile(module.__file__, os.path.join(save_directory, os.path.basename(module.__file__)))
+        write_model_code(save_directory)
         if push_to_hub:
             repo_id = hub_kwargs.pop("repo_id", os.path.basename(os.path.normpath(save_directory)))
             self.push_to_hub(repo_id, **hub_kwargs)
         return result
+
+
+def write_model_code(save_directory) -> list[str]:
+    """Copy this file and its same-folder imports into `save_directory`; return the names written.
+
+    transformers writes the code of a class registered with `register_for_auto_class` and of the
+    files it imports relatively. That covers the configuration and the processor (each registers
+    itself in its own module), but not this model: in the installed package its configuration sits
+    in a sibling subpackage, so the `.configuration_motionpatches` import above only resolves in a
+    saved folder, and transformers would fail copying it from here. This copies what transformers
+    would, minus that file, which the configuration's own registration writes.
+    """
+    folder, written = Path(__file__).parent, []
+    pending = [Path(__file__).stem]
+    while pending:
+        path = folder / f"{pending.pop()}.py"
+        if path.name in written or not path.is_file():
+            continue
+        shutil.copyfile(path, Path(save_directory) / path.name)
+        written.append(path.name)
+        pending += get_relative_imports(path)
+    return written

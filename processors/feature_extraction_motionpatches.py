@@ -489,3 +489,7 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
         if return_motion_lengths:
             data["motion_lengths"] = lengths
         return BatchFeature(data=data, tensor_type=return_tensors)
+
+
+# saved folders carry this file and its same-folder imports (transformers' own mechanism)
+MotionPatchFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")

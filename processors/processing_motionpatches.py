@@ -83,3 +83,7 @@ class MotionPatchProcessor(ProcessorMixin):
     @property
     def model_input_names(self):
         return list(dict.fromkeys(self.tokenizer.model_input_names + self.feature_extractor.model_input_names))
+
+
+# saved folders carry this file and its same-folder imports (transformers' own mechanism)
+MotionPatchProcessor.register_for_auto_class("AutoProcessor")

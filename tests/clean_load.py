@@ -14,19 +14,19 @@ import torch
 
 class RefuseRepo(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in {"modeling_motionpatches", "configuration", "processors", "training"}:
+        if name.split(".")[0] in {"motionpatches", "modeling_motionpatches", "configuration", "processors", "training"}:
             raise ModuleNotFoundError(name)
 
 
 sys.meta_path.insert(0, RefuseRepo())
 try:
-    import modeling_motionpatches  # noqa: F401
+    import motionpatches  # noqa: F401
 except ImportError:
     pass
 else:
     raise SystemExit("the repository is importable: the test would prove nothing")
 
-from transformers import AutoConfig, AutoModel, AutoProcessor  # noqa: E402
+from transformers import AutoConfig, AutoModel, AutoProcessor
 
 folder, motion_path, out_path, texts = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 config = AutoConfig.from_pretrained(folder, trust_remote_code=True)

@@ -9,8 +9,8 @@ import sys
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
 _connect = socket.socket.connect
 
@@ -48,7 +48,7 @@ def sample_motion(sample_motion_path):
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    from modeling_motionpatches.tiny import build_word_tokenizer
+    from motionpatches.tiny import build_word_tokenizer
 
     return build_word_tokenizer(CAPTIONS)
 

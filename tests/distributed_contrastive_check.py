@@ -8,11 +8,9 @@ import safetensors.torch
 import torch
 from accelerate import Accelerator
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from modeling_motionpatches import MotionTextModel  # noqa: E402
-from modeling_motionpatches.tiny import tiny_config  # noqa: E402
-from training.contrastive import global_contrastive_loss  # noqa: E402
+from motionpatches import MotionTextModel
+from motionpatches.tiny import tiny_config
+from motionpatches.training.loss import global_contrastive_loss
 
 GLOBAL_BATCH = 8
 

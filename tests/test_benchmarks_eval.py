@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks import evaluation, preprocessing, results
-from processors.feature_extraction_motionpatches import MotionPatchFeatureExtractor
+from motionpatches.processors.feature_extraction_motionpatches import MotionPatchFeatureExtractor
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ and the body chains found from the joint names of common rigs."""
 import numpy as np
 import pytest
 
-from processors.bvh import chains_from_joint_names, load_bvh, skeleton_from_bvh
-from processors.skeletons import CANONICAL_PART_ORDER, SKELETON_PRESETS
+from motionpatches.processors import chains_from_joint_names, load_bvh, skeleton_from_bvh
+from motionpatches.processors.skeletons import CANONICAL_PART_ORDER, SKELETON_PRESETS
 
 # Line numbers matter below: line 4 is the root OFFSET, 8 the mid OFFSET, 24-25 the two frames.
 TINY_CHAIN = """\

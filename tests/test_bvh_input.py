@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from modeling_motionpatches import MotionPatchFeatureExtractor
-from processors.bvh import load_bvh, skeleton_from_bvh
+from motionpatches import MotionPatchFeatureExtractor
+from motionpatches.processors import load_bvh, skeleton_from_bvh
 
 from bvh_samples import bvh_text
 
@@ -45,7 +45,7 @@ def test_unusual_joint_names_need_a_mapping(tmp_path):
 
 
 def test_bvh_folder_dataset(tmp_path):
-    from training.motion_datasets import load_motion_folder
+    from motionpatches.training.data.motion_folder import load_motion_folder
 
     root = tmp_path / "mocap"
     (root / "new_joints").mkdir(parents=True)
@@ -55,7 +55,7 @@ def test_bvh_folder_dataset(tmp_path):
         (root / "texts" / f"take{i}.txt").write_text(f"a person dances {i}#x#0.0#0.0\n")
     (root / "train.txt").write_text("take0\ntake1\ntake2\n")
     data = load_motion_folder(str(root))
-    from training.motion_datasets import load_named_dataset
+    from motionpatches.training.data.catalog import load_named_dataset
 
     row = data["train"].with_format("numpy")[1]
     bvh = load_bvh(root / "new_joints" / "take1.bvh")

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_motionpatches import MotionPatchProcessor, MotionTextModel
-from modeling_motionpatches.tiny import build_word_tokenizer, tiny_config
+from motionpatches import MotionPatchProcessor, MotionTextModel
+from motionpatches.tiny import build_word_tokenizer, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def cli(*args):
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=REPO)
-    return subprocess.run([sys.executable, "-m", "modeling_motionpatches.cli", *args], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "motionpatches.cli", *args], env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import math
 import pytest
 from transformers import AutoConfig, BertConfig, DistilBertConfig
 
-from modeling_motionpatches import MotionPatchesConfig, MotionPatchesMotionConfig
+from motionpatches import MotionPatchesConfig, MotionPatchesMotionConfig
 
 
 def test_defaults_reproduce_the_paper():

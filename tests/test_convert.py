@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from test_hub import fake_hub
 from transformers import AutoModel, AutoProcessor, DistilBertConfig, DistilBertModel
 
-from training.convert_authors_checkpoint import convert_checkpoint
+from motionpatches.training.convert_authors_checkpoint import convert_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "training", "convert_authors_checkpoint.py")

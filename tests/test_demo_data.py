@@ -4,8 +4,8 @@ import datasets
 import numpy as np
 import pytest
 
-import training.demo_data as demo_data
-from training.demo_data import ACTIONS, generate_demo_motions, load_demo_dataset
+import motionpatches.training.data.demo as demo_data
+from motionpatches.training.data.demo import ACTIONS, generate_demo_motions, load_demo_dataset
 
 # SMPL-22 parents, written out here rather than imported so the FK is checked against the spec
 PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)

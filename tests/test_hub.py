@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoProcessor
 
-from modeling_motionpatches import MotionPatchesConfig, MotionPatchProcessor, MotionTextModel
-from modeling_motionpatches.tiny import tiny_config
+from motionpatches import MotionPatchesConfig, MotionPatchProcessor, MotionTextModel
+from motionpatches.tiny import tiny_config
 
 TEXTS = ["a person walks forward", "someone jumps up and down"]
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ import pytest
 import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from modeling_motionpatches import MotionTextModel, MotionTextOutput, motion_text_contrastive_loss
-from modeling_motionpatches.tiny import tiny_config
+from motionpatches import MotionTextModel, MotionTextOutput, motion_text_contrastive_loss
+from motionpatches.tiny import tiny_config
 
 
 class MotionTextModelTester:
@@ -120,7 +120,7 @@ def test_wrong_motion_shape_is_a_clear_error():
 
 
 def test_processor_output_feeds_the_model(tokenizer, sample_motion):
-    from modeling_motionpatches import MotionPatchProcessor
+    from motionpatches import MotionPatchProcessor
 
     processor = MotionPatchProcessor(tokenizer=tokenizer)
     model = MotionTextModel(tiny_config(len(tokenizer))).eval()
@@ -153,7 +153,7 @@ def test_two_person_interaction_shares_the_tower_and_concatenates():
 
 @pytest.mark.parametrize("encoder, sizes", [("joint_transformer", {"hidden_size": 32, "depth": 2, "num_heads": 2}), ("dstformer", {"dim": 32, "depth": 1, "num_heads": 2})])
 def test_raw_joint_encoders_mask_padding(encoder, sizes, tokenizer, sample_motion, tmp_path):
-    from modeling_motionpatches import MotionPatchProcessor
+    from motionpatches import MotionPatchProcessor
 
     config = tiny_config(len(tokenizer), motion_config={"encoder": encoder, "num_joints": 22, "num_frames": 224, "backbone_kwargs": sizes})
     model = MotionTextModel(config).eval()

@@ -5,7 +5,8 @@ import datasets
 import numpy as np
 import pytest
 
-from training.motion_datasets import load_motion_folder, load_named_dataset
+from motionpatches.training.data.catalog import load_named_dataset
+from motionpatches.training.data.motion_folder import load_motion_folder
 
 
 def write_folder(root, ids, motions, texts):
@@ -106,8 +107,8 @@ def test_folder_errors(tmp_path):
 
 
 def test_exported_demo_folder_loads_back(tmp_path):
-    from training.demo_data import load_demo_dataset
-    from training.export_demo import export_demo
+    from motionpatches.training.data.demo import load_demo_dataset
+    from motionpatches.training.export_demo import export_demo
 
     export_demo(str(tmp_path / "demo"), seed=3, sizes=(6, 2, 2))
     original = load_demo_dataset(6, 2, 2, seed=3)

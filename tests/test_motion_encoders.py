@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from modeling_motionpatches.motion_encoders import (
+from motionpatches.modeling_motionpatches.motion_encoders import (
     DSTformer,
     JointSequenceTransformer,
     frame_mask_from_lengths,

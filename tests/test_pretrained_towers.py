@@ -7,7 +7,7 @@ import torch
 from timm.layers import resample_abs_pos_embed
 from transformers import BertConfig, BertModel
 
-from modeling_motionpatches import MotionTextModel
+from motionpatches import MotionTextModel
 
 VIT_SIZE = {"embed_dim": 32, "depth": 2, "num_heads": 2}
 

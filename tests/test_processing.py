@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoProcessor
 
-from modeling_motionpatches import MotionPatchFeatureExtractor, MotionPatchProcessor, Skeleton
+from motionpatches import MotionPatchFeatureExtractor, MotionPatchProcessor, Skeleton
 
 # The reference implementation's HumanML3D chains, in its order, written out independently of the package.
 REFERENCE_HUMANML3D_CHAINS = [[0, 2, 5, 8, 11], [0, 1, 4, 7, 10], [0, 3, 6, 9, 12, 15], [9, 14, 17, 19, 21], [9, 13, 16, 18, 20]]
@@ -227,7 +227,7 @@ def test_bad_files_and_skeletons(tmp_path):
 
 @pytest.mark.parametrize("name", ["humanml3d", "kit", "smpl24", "smplx", "h36m", "ntu"])
 def test_presets_have_anatomical_chains(name, sample_motion):
-    from modeling_motionpatches import SKELETON_PRESETS
+    from motionpatches import SKELETON_PRESETS
 
     skeleton = SKELETON_PRESETS[name]
     chains = skeleton.chains

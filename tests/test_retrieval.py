@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_motionpatches.retrieval import (
+from motionpatches.retrieval import (
     PROTOCOLS,
     default_sentence_encoder,
     format_metrics_table,
@@ -124,7 +124,7 @@ def test_near_collapsed_embeddings_are_reranked_exactly():
 
 
 def test_one_pass_for_ordinary_data_and_a_safety_net_when_the_window_misses(split, monkeypatch):
-    import modeling_motionpatches.retrieval as retrieval
+    import motionpatches.retrieval as retrieval
 
     scan, window = retrieval._scan, retrieval._best_positive_window
     scanned = []

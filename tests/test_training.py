@@ -1,4 +1,4 @@
-"""End-to-end runs of training/train.py and training/evaluate.py on tiny models and tiny data."""
+"""End-to-end runs of training/train.py and training/eval_retrieval.py on tiny models and tiny data."""
 
 import json
 import os
@@ -14,7 +14,7 @@ import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, "training", "train.py")
-EVALUATE = os.path.join(REPO, "training", "evaluate.py")
+EVALUATE = os.path.join(REPO, "training", "eval_retrieval.py")
 TINY = [
     "--text_model", "tiny",
     "--text_config_overrides", json.dumps({"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}),

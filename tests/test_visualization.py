@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from modeling_motionpatches import MotionPatchProcessor, MotionTextModel
-from modeling_motionpatches.tiny import tiny_config
-from modeling_motionpatches.visualization import (
+from motionpatches import MotionPatchProcessor, MotionTextModel
+from motionpatches.tiny import tiny_config
+from motionpatches.visualization import (
     PART_COLOURS,
     attention_figure,
     class_token_attention,
@@ -87,7 +87,7 @@ def test_patch_image_accepts_a_batch_of_one_tensor_and_labels_parts():
 
 
 def test_patch_image_of_real_motion_through_the_feature_extractor(sample_motion):
-    from processors import MotionPatchFeatureExtractor
+    from motionpatches.processors import MotionPatchFeatureExtractor
 
     extractor = MotionPatchFeatureExtractor(skeleton="humanml3d", num_frames=160)
     image = motion_patches_image(extractor(sample_motion)["motion_values"], extractor.part_names, cell=2)
@@ -290,7 +290,7 @@ def test_cli_patches_and_gif_write_files(tmp_path, sample_motion_path):
 def test_cli_missing_motion_exits_naming_the_file(tmp_path, command):
     """In-process (an interpreter start costs seconds): SystemExit with a message is what makes
     Python print it to stderr and exit with status 1."""
-    from training.visualize import main
+    from motionpatches.training.visualize import main
 
     missing = tmp_path / "no_such_motion.npy"
     with pytest.raises(SystemExit) as excinfo:
@@ -300,8 +300,8 @@ def test_cli_missing_motion_exits_naming_the_file(tmp_path, command):
 
 
 def test_cli_retrieval_and_attention_with_a_saved_model(tmp_path, tokenizer, sample_motion):
-    from training.demo_data import generate_demo_motions
-    from training.visualize import main
+    from motionpatches.training.data.demo import generate_demo_motions
+    from motionpatches.training.visualize import main
 
     folder = tmp_path / "model"
     tiny_model(tokenizer).save_pretrained(folder)

@@ -13,19 +13,19 @@ import pytest
 import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from modeling_motionpatches import MotionPatchProcessor, MotionTextModel
-from modeling_motionpatches.tiny import build_word_tokenizer, tiny_config
-from modeling_motionpatches.zero_shot import (
+from motionpatches import MotionPatchProcessor, MotionTextModel
+from motionpatches.tiny import build_word_tokenizer, tiny_config
+from motionpatches.zero_shot import (
     build_prompts,
     classification_report,
     format_confusion_matrix,
     zero_shot_scores,
 )
-from training.classification_data import load_babel, load_label_csv
-from training.demo_data import ACTIONS, generate_demo_motions
+from motionpatches.training.data.classification import load_babel, load_label_csv
+from motionpatches.training.data.demo import ACTIONS, generate_demo_motions
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLI = os.path.join(REPO, "training", "zero_shot.py")
+CLI = os.path.join(REPO, "training", "eval_zero_shot.py")
 LABELS = ["walk", "run", "jump", "kick"]
 NUM_FRAMES = 64
 

@@ -26,10 +26,8 @@ import sys
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from modeling_motionpatches import MotionPatchesConfig, MotionPatchProcessor, MotionTextModel  # noqa: E402
-from processors.skeletons import resolve_skeleton  # noqa: E402
+from motionpatches import MotionPatchesConfig, MotionPatchProcessor, MotionTextModel
+from motionpatches.processors.skeletons import resolve_skeleton
 
 DATASETS = ("humanml3d", "kit")
 DATASET_NAMES = {"humanml3d": "HumanML3D", "kit": "KIT-ML"}
@@ -194,8 +192,8 @@ def dataset_statistics(dataset: str, dataset_dir: str) -> tuple[np.ndarray, np.n
     counted every file of `new_joints` (all splits, no length limits), so their own files are exact
     and these are close.
     """
-    from processors import MotionPatchFeatureExtractor
-    from training.motion_datasets import load_named_dataset
+    from motionpatches.processors import MotionPatchFeatureExtractor
+    from motionpatches.training.data.catalog import load_named_dataset
 
     data, _ = load_named_dataset(dataset, dataset_dir=dataset_dir, kit_repeat_frames=dataset == "kit")
     extractor = MotionPatchFeatureExtractor(skeleton=dataset)

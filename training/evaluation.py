@@ -4,9 +4,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from modeling_motionpatches.retrieval import retrieval_metrics
+from motionpatches.retrieval import retrieval_metrics
 
-from .batching import MotionTextCollator
+from motionpatches.training.batching import MotionTextCollator
 
 
 @torch.inference_mode()

@@ -12,10 +12,8 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from training.demo_data import load_demo_dataset  # noqa: E402
-from training.motion_datasets import SPLIT_FILES  # noqa: E402
+from motionpatches.training.data.demo import load_demo_dataset
+from motionpatches.training.data.common import SPLIT_FILES
 
 
 def export_demo(out: str, seed: int = 0, sizes=(1200, 150, 150)) -> None:

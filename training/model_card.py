@@ -2,7 +2,7 @@
 
 import os
 
-from modeling_motionpatches.retrieval import format_metrics_table
+from motionpatches.retrieval import format_metrics_table
 
 
 def write_model_card(output_dir: str, args: dict, data, validation: dict | None, test: dict, steps: int, best_step: int) -> str:

@@ -2,9 +2,9 @@
 
 import logging
 
-from processors.skeletons import resolve_skeleton
+from motionpatches.processors.skeletons import resolve_skeleton
 
-logger = logging.getLogger("motionpatches.data")
+logger = logging.getLogger(__name__)
 
 
 def processor_for_dataset(processor, skeleton, data, stats_split: str = "train"):

@@ -29,26 +29,23 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoProcessor, AutoTokenizer, BertConfig, get_cosine_schedule_with_warmup
 
-# `accelerate launch training/train.py` puts training/ on sys.path; the sibling modules live one level up
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from modeling_motionpatches import (  # noqa: E402
+from motionpatches import (
     MotionPatchesConfig,
     MotionPatchesMotionConfig,
     MotionPatchProcessor,
     MotionTextModel,
 )
-from modeling_motionpatches.modeling_motionpatches import create_motion_backbone  # noqa: E402
-from modeling_motionpatches.retrieval import format_metrics_table  # noqa: E402
-from modeling_motionpatches.tiny import build_word_tokenizer, minilm_path  # noqa: E402
-from training.batching import EpochPermutationSampler, EpochSeededRows, MotionTextCollator  # noqa: E402
-from training.contrastive import clamp_logit_scale, global_contrastive_loss  # noqa: E402
-from training.evaluation import embed_split, left_right_confusion, score_embeddings, selection_score  # noqa: E402
-from training.model_card import write_model_card  # noqa: E402
-from training.motion_datasets import load_named_dataset  # noqa: E402
-from training.skeleton_transfer import processor_for_dataset  # noqa: E402
+from motionpatches.modeling_motionpatches import create_motion_backbone
+from motionpatches.retrieval import format_metrics_table
+from motionpatches.tiny import build_word_tokenizer, minilm_path
+from motionpatches.training.batching import EpochPermutationSampler, EpochSeededRows, MotionTextCollator
+from motionpatches.training.loss import clamp_logit_scale, global_contrastive_loss
+from motionpatches.training.evaluation import embed_split, left_right_confusion, score_embeddings, selection_score
+from motionpatches.training.model_card import write_model_card
+from motionpatches.training.data.catalog import load_named_dataset
+from motionpatches.training.skeleton_transfer import processor_for_dataset
 
-logger = logging.getLogger("motionpatches.train")
+logger = logging.getLogger(__name__)
 
 PAPER_LEARNING_RATES = {"text": 1e-5, "motion": 1e-4, "heads": 1e-3}
 # a tiny ViT learning from scratch on the demo needs a larger step than fine-tuning ImageNet weights

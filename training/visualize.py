@@ -19,10 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# `python training/visualize.py` puts training/ on sys.path; the package modules live one level up
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from modeling_motionpatches.visualization import (  # noqa: E402
+from motionpatches.visualization import (
     VIEWS,
     attention_figure,
     keyframe_strip,
@@ -31,9 +28,9 @@ from modeling_motionpatches.visualization import (  # noqa: E402
     retrieval_figure,
     skeleton_animation,
 )
-from processors import MotionPatchFeatureExtractor  # noqa: E402
-from processors.feature_extraction_motionpatches import load_motion  # noqa: E402
-from processors.skeletons import resolve_skeleton  # noqa: E402
+from motionpatches.processors import MotionPatchFeatureExtractor
+from motionpatches.processors.feature_extraction_motionpatches import load_motion
+from motionpatches.processors.skeletons import resolve_skeleton
 
 
 def read_motion_or_exit(path: str, skeleton=None) -> np.ndarray:

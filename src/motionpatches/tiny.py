@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from transformers import BertTokenizer
 
-from configuration import MotionPatchesConfig
+from motionpatches import MotionPatchesConfig
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 

@@ -24,19 +24,14 @@ import os
 import datasets
 import numpy as np
 
-from processors.bvh import load_bvh, skeleton_from_bvh
-from processors.feature_extraction_motionpatches import repeat_frames_to_fps, resample_frame_rate
-from processors.skeletons import resolve_skeleton
+from motionpatches.processors.bvh import load_bvh
+from motionpatches.processors.feature_extraction_motionpatches import repeat_frames_to_fps, resample_frame_rate
+from motionpatches.processors.rig_chains import skeleton_from_bvh
+from motionpatches.processors.skeletons import resolve_skeleton
 
-logger = logging.getLogger("motionpatches.data")
+from .common import SPLIT_FILES, TARGET_FPS, describe_skipped, read_split_ids
 
-TARGET_FPS = 20.0
-SPLIT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}
-# length limits of Guo et al.'s loaders (used by the Motion Patches and TMR evaluations), in source frames
-DATASET_PRESETS = {
-    "humanml3d": {"skeleton": "humanml3d", "fps": 20.0, "min_frames": 40, "max_frames": 200},
-    "kit": {"skeleton": "kit", "fps": 12.5, "min_frames": 24, "max_frames": 200},
-}
+logger = logging.getLogger(__name__)
 
 
 def motion_features(num_joints: int) -> datasets.Features:
@@ -68,8 +63,7 @@ def parse_annotation_line(line: str) -> tuple[str, float, float] | None:
 
 def index_split(root: str, split_file: str) -> tuple[list[dict], dict[str, int]]:
     """One entry per (motion file, caption window), plus counts of listed ids that could not be used."""
-    with open(split_file, encoding="utf-8") as f:
-        ids = [line.strip() for line in f if line.strip()]
+    ids = read_split_ids(split_file)
     entries, skipped = [], {"no motion file": 0, "no text file": 0, "no captions": 0}
     for motion_id in ids:
         motion_path = os.path.join(root, "new_joints", f"{motion_id}.npy")
@@ -210,45 +204,5 @@ def load_motion_folder(
         if len(kept) == 0:
             raise ValueError(f"{split}: every motion was skipped ({skipped})")
         splits[split] = kept.select_columns(list(features)).cast(features)
-        counts = ", ".join(f"{n} ({reason})" for reason, n in skipped.items() if n)
-        logger.warning(f"{split}: {len(kept)} rows from {root}" + (f"; skipped {counts}" if counts else ""))
+        logger.warning(f"{split}: {len(kept)} rows from {root}{describe_skipped(skipped)}")
     return datasets.DatasetDict(splits)
-
-
-def load_named_dataset(
-    name: str,
-    dataset_dir: str | None = None,
-    skeleton=None,
-    dataset_fps: float | None = None,
-    kit_repeat_frames: bool = False,
-    num_proc: int | None = None,
-    demo_sizes: tuple[int, int, int] = (1200, 150, 150),
-    seed: int = 0,
-) -> tuple[datasets.DatasetDict, str]:
-    """`demo`, `humanml3d`, `kit`, `interhuman` (with `dataset_dir`) or a folder path -> (DatasetDict, skeleton)."""
-    if name == "demo":
-        from .demo_data import load_demo_dataset
-
-        train, validation, test = demo_sizes
-        return load_demo_dataset(num_train=train, num_validation=validation, num_test=test, seed=seed), skeleton or "humanml3d"
-    if name == "interhuman":
-        from .interhuman import load_interhuman
-
-        if not dataset_dir:
-            raise ValueError("dataset 'interhuman' needs a dataset_dir")
-        return load_interhuman(dataset_dir, fps=dataset_fps or 30.0), skeleton or "humanml3d"
-    preset = DATASET_PRESETS.get(name, {})
-    root = dataset_dir if preset else (dataset_dir or name)
-    if not root:
-        raise ValueError(f"dataset {name!r} needs a dataset_dir (the folder holding new_joints/ and texts/)")
-    skeleton = folder_skeleton(root, skeleton or preset.get("skeleton"))
-    data = load_motion_folder(
-        root,
-        skeleton=skeleton,
-        fps=dataset_fps or preset.get("fps"),
-        min_frames=preset.get("min_frames", 1),
-        max_frames=preset.get("max_frames"),
-        kit_repeat_frames=kit_repeat_frames,
-        num_proc=num_proc,
-    )
-    return data, skeleton

@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/<script>.py`: make th
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.results import append_results, benchmark_parser, format_table, measure
-from modeling_motionpatches.retrieval import RECALL_AT, retrieval_metrics, retrieval_ranks
+from motionpatches.retrieval import RECALL_AT, retrieval_metrics, retrieval_ranks
 
 DIM = 256
 # motion i = text i + noise of this scale, renormalised: correct pairs score about 3 standard deviations

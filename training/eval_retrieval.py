@@ -16,17 +16,15 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from modeling_motionpatches.retrieval import (  # noqa: E402
+from motionpatches.retrieval import (
     PROTOCOLS,
     default_sentence_encoder,
     format_metrics_table,
     sentence_embeddings,
 )
-from training.evaluation import embed_split, score_embeddings  # noqa: E402
-from training.motion_datasets import load_named_dataset  # noqa: E402
-from training.skeleton_transfer import processor_for_dataset  # noqa: E402
+from motionpatches.training.evaluation import embed_split, score_embeddings
+from motionpatches.training.data.catalog import load_named_dataset
+from motionpatches.training.skeleton_transfer import processor_for_dataset
 
 
 def evaluate(model, processor, rows, protocol="all", batch_size=128, sentence_encoder=None, threshold=0.95, subset_ids=None):

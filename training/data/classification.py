@@ -25,11 +25,12 @@ from collections import Counter
 import datasets
 import numpy as np
 
-from processors.feature_extraction_motionpatches import load_motion, resample_frame_rate
+from motionpatches.processors.feature_extraction_motionpatches import load_motion, resample_frame_rate
 
-logger = logging.getLogger("motionpatches.data")
+from .common import TARGET_FPS, describe_skipped
 
-TARGET_FPS = 20.0
+logger = logging.getLogger(__name__)
+
 BABEL_LABEL_KEYS = ("proc_label", "raw_label", "act_cat")
 
 
@@ -154,7 +155,7 @@ def load_babel(
     label_key: `proc_label` (BABEL's normalised label), `raw_label` or `act_cat` (the first action category).
     Joint positions come from `joints_dir` (see the module docstring) at `fps` frames per second.
     Segments shorter than `min_seconds`, without a label, in missing or wrongly shaped files, or holding
-    NaN/inf, are skipped; the counts are logged on the `motionpatches.data` logger.
+    NaN/inf, are skipped; the counts are logged on this module's logger.
     """
     if label_key not in BABEL_LABEL_KEYS:
         raise ValueError(f"label_key={label_key!r}; expected one of {BABEL_LABEL_KEYS}")
@@ -181,10 +182,9 @@ def load_babel(
             else:
                 motion_20fps = resample_frame_rate(clip, fps, TARGET_FPS)
                 rows.append({"id": f"{sid}#{index}", "motion": motion_20fps, "label": label})
-    counts = ", ".join(f"{n} ({reason})" for reason, n in skipped.items())
     if not rows:
-        raise ValueError(f"{babel_json}: no usable segment" + (f"; skipped {counts}" if counts else ""))
-    logger.warning(f"{babel_json}: {len(rows)} segments" + (f"; skipped {counts}" if counts else ""))
+        raise ValueError(f"{babel_json}: no usable segment{describe_skipped(skipped)}")
+    logger.warning(f"{babel_json}: {len(rows)} segments{describe_skipped(skipped)}")
     return _to_dataset(rows, num_joints)
 
 

@@ -19,14 +19,13 @@ import os
 import datasets
 import numpy as np
 
-from processors.feature_extraction_motionpatches import resample_frame_rate
+from motionpatches.processors.feature_extraction_motionpatches import resample_frame_rate
 
-from .motion_datasets import TARGET_FPS
+from .common import SPLIT_FILES, TARGET_FPS, describe_skipped, read_split_ids
 
-logger = logging.getLogger("motionpatches.data")
+logger = logging.getLogger(__name__)
 
 NUM_JOINTS = 22
-SPLIT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}
 FEATURES = datasets.Features(
     {
         "id": datasets.Value("string"),
@@ -82,13 +81,11 @@ def load_interhuman(root: str, fps: float = 30.0) -> datasets.DatasetDict:
             if split == "train":
                 raise FileNotFoundError(f"{root} has no split/{filename}")
             continue
-        with open(split_file, encoding="utf-8") as f:
-            ids = [line.strip() for line in f if line.strip()]
+        ids = read_split_ids(split_file)
         skipped = {"missing file": 0, "wrong shape": 0, "persons of different lengths": 0, "NaN or inf": 0, "no captions": 0}
         rows = list(_rows(root, ids, fps, skipped))
         if not rows:
             raise ValueError(f"{split}: no usable interaction in {split_file} ({skipped})")
         splits[split] = datasets.Dataset.from_list(rows, features=FEATURES)
-        counts = ", ".join(f"{n} ({reason})" for reason, n in skipped.items() if n)
-        logger.warning(f"{split}: {len(rows)} interactions from {root}" + (f"; skipped {counts}" if counts else ""))
+        logger.warning(f"{split}: {len(rows)} interactions from {root}{describe_skipped(skipped)}")
     return datasets.DatasetDict(splits)

@@ -9,7 +9,7 @@ processes x B samples then give exactly the loss and gradients of 1 process x N*
 import torch
 import torch.distributed as dist
 
-from modeling_motionpatches import motion_text_contrastive_loss
+from motionpatches import motion_text_contrastive_loss
 
 # CLIP's cap on the inverse temperature: beyond 100 the softmax saturates and training destabilises
 MAX_LOGIT_SCALE = 100.0

@@ -20,16 +20,14 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from modeling_motionpatches.zero_shot import (  # noqa: E402
+from motionpatches.zero_shot import (
     DEFAULT_TEMPLATE,
     build_prompts,
     classification_report,
     format_confusion_matrix,
     zero_shot_scores,
 )
-from training.classification_data import BABEL_LABEL_KEYS, TARGET_FPS, load_babel, load_label_csv  # noqa: E402
+from motionpatches.training.data.classification import BABEL_LABEL_KEYS, TARGET_FPS, load_babel, load_label_csv
 
 
 def load_rows(args):
@@ -43,7 +41,7 @@ def load_rows(args):
             args.babel_json, args.joints_dir, args.fps, min_seconds=args.min_seconds,
             label_key=args.label_key, use_sequence_labels=args.use_sequence_labels,
         )
-    from training.demo_data import load_demo_dataset
+    from motionpatches.training.data.demo import load_demo_dataset
 
     train, validation, test = (int(n) for n in args.demo_sizes.split(","))
     demo = load_demo_dataset(num_train=train, num_validation=validation, num_test=test, seed=args.seed)

@@ -1,6 +1,6 @@
 """Pictures of motions, motion patches, retrieval results and ViT attention (Pillow + numpy + torch only).
 
-    from modeling_motionpatches.visualization import motion_patches_image, skeleton_animation
+    from motionpatches.visualization import motion_patches_image, skeleton_animation
     motion_patches_image(processor(motions=[motion])["motion_values"], part_names=processor.feature_extractor.part_names)
     skeleton_animation(motion, "humanml3d", "motion.gif", view="side")
 
@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from processors.feature_extraction_motionpatches import load_motion
-from processors.skeletons import Skeleton, resolve_skeleton
+from motionpatches.processors.feature_extraction_motionpatches import load_motion
+from motionpatches.processors.skeletons import Skeleton, resolve_skeleton
 
 __all__ = [
     "PART_COLOURS",

@@ -41,7 +41,7 @@ def files_skeleton(files: list[str], skeleton: str | None, mapping: dict | None)
     bvh_files = [f for f in files if f.lower().endswith(".bvh")]
     if not bvh_files:
         return None
-    from processors.bvh import load_bvh, skeleton_from_bvh
+    from motionpatches.processors import load_bvh, skeleton_from_bvh
 
     return skeleton_from_bvh(load_bvh(bvh_files[0]), mapping=mapping)
 
@@ -60,8 +60,8 @@ def load_model(model_dir: str, files: list[str], skeleton, fps: float | None):
 
 
 def _motions_at_model_rate(feature_extractor, files, fps):
-    from processors.bvh import load_bvh
-    from processors.feature_extraction_motionpatches import load_motion, resample_frame_rate
+    from motionpatches.processors.bvh import load_bvh
+    from motionpatches.processors.feature_extraction_motionpatches import load_motion, resample_frame_rate
 
     for index, path in enumerate(files):
         if path.lower().endswith(".bvh"):

@@ -19,16 +19,15 @@ import time
 from collections import defaultdict
 from types import SimpleNamespace
 
-# `python benchmarks/training.py` puts benchmarks/ first on sys.path, where this very file would shadow the
 # repository's `training` package: import from the repository root instead
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [os.path.dirname(_HERE) if os.path.abspath(p or ".") == _HERE else p for p in sys.path]
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch.profiler import ProfilerActivity, profile, record_function  # noqa: E402
+import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile, record_function
 
-from benchmarks.inference import (  # noqa: E402
+from benchmarks.inference import (
     SIZES,
     build_model,
     caption_tokenizer,
@@ -42,12 +41,12 @@ from benchmarks.inference import (  # noqa: E402
     start_memory_window,
     text_inputs,
 )
-from benchmarks.results import append_results, benchmark_parser, format_table, measure, peak_rss_mb  # noqa: E402
-from modeling_motionpatches.tiny import minilm_path  # noqa: E402
-from training.batching import EpochPermutationSampler, EpochSeededRows, MotionTextCollator  # noqa: E402
-from training.contrastive import global_contrastive_loss  # noqa: E402
-from training.train import PAPER_LEARNING_RATES, build_model_and_processor, load_data, param_groups  # noqa: E402
-from training.train import parse_args as train_args  # noqa: E402
+from benchmarks.results import append_results, benchmark_parser, format_table, measure, peak_rss_mb
+from motionpatches.tiny import minilm_path
+from motionpatches.training.batching import EpochPermutationSampler, EpochSeededRows, MotionTextCollator
+from motionpatches.training.loss import global_contrastive_loss
+from motionpatches.training.train import PAPER_LEARNING_RATES, build_model_and_processor, load_data, param_groups
+from motionpatches.training.train import parse_args as train_args
 
 CHECK_TOLERANCE = 1e-4
 # the lead's wall time for `accelerate launch training/train.py` (demo defaults, 370 steps) on 2026-11-21
