@@ -16,7 +16,9 @@ PACKAGE_DIRS = {
     "motionpatches.training": "training",
 }
 # subpackages (e.g. motionpatches.training.data) follow from their parent's folder
-PACKAGES = [f"{name}.{sub}" if sub else name for name, folder in PACKAGE_DIRS.items() for sub in ["", *find_packages(folder)]]
+PACKAGES = [
+    f"{name}.{sub}" if sub else name for name, folder in PACKAGE_DIRS.items() for sub in ["", *find_packages(folder)]
+]
 
 setup(
     name="motionpatches",

@@ -2,78 +2,61 @@
 
 "Ours" is what a user calls: `model.get_motion_features(motion_values)` / `model.get_text_features(input_ids,
 attention_mask)` under `torch.inference_mode()` (timm's ViT and transformers' DistilBERT, both with fused
-scaled-dot-product attention). The baseline is the same network written out in this file with plain tensor
-ops -- patch-embedding convolution, class token and position embedding, blocks with explicitly computed
-softmax(QK^T / sqrt(d))V, LayerNorms, MLPs, average pooling, fc_norm, projection head; DistilBERT likewise --
-over the very same weight tensors, called without `inference_mode` ("plain": autograd records the graph, as
-in a module a user forgets to wrap) and under `torch.no_grad()` ("plain no_grad", the careful user).
+scaled-dot-product attention). The baseline is the same network written out with plain tensor ops in
+`benchmarks/plain_networks.py` -- patch-embedding convolution, class token and position embedding, blocks
+with explicitly computed softmax(QK^T / sqrt(d))V, LayerNorms, MLPs, average pooling, fc_norm, projection
+head; DistilBERT likewise -- over the very same weight tensors, called without `inference_mode` ("plain":
+autograd records the graph, as in a module a user forgets to wrap) and under `torch.no_grad()` ("plain
+no_grad", the careful user).
 Both run in float32 and under bfloat16 autocast, at the paper's size (ViT-B/16 over 224x80 motion images +
 DistilBERT, random weights) and at ViT-Tiny + a small DistilBERT. Also times the processor, to show that
 preparing inputs is not what limits throughput.
 
-    PYTHONPATH=. python benchmarks/inference.py                    # full run, under 10 minutes on 2 cores
-    PYTHONPATH=. python benchmarks/inference.py --quick --no-write # seconds-long smoke run
+Run from the repository root:
+
+    python -m benchmarks.inference                     # full run, under 10 minutes on 2 cores
+    python -m benchmarks.inference --quick --no-write  # seconds-long smoke run
 """
 
 import contextlib
-import ctypes
-import gc
-import math
 import os
-import resource
 import sys
 import time
-from dataclasses import dataclass
-
-# shadow the repository's `training` package: import from the repository root instead
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [os.path.dirname(_HERE) if os.path.abspath(p or ".") == _HERE else p for p in sys.path]
 
 import torch
-import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 from transformers import AutoTokenizer
 
-from benchmarks.results import append_results, benchmark_parser, format_table, measure, peak_rss_mb
-from motionpatches import MotionPatchesConfig
-from motionpatches import MotionPatchProcessor, MotionTextModel
-from motionpatches.tiny import build_word_tokenizer, minilm_path
+from benchmarks.models import CAPTIONS, SIZES, build_model, caption_tokenizer, motion_inputs, text_inputs
+from benchmarks.plain_networks import plain_motion_features, plain_spec, plain_text_features, plain_weights
+from benchmarks.results import (
+    append_results,
+    benchmark_parser,
+    cpu_snapshot,
+    format_table,
+    load_note,
+    measure,
+    peak_rss_mb,
+    start_memory_window,
+)
+from motionpatches import MotionPatchProcessor
+from motionpatches.tiny import minilm_path
 from motionpatches.training.data.demo import generate_demo_motions
 
 TARGET_SPEEDUP = 1.5
 CHECK_TOLERANCE = 1e-4
-# sentences of 8-12 words: 10-14 WordPiece tokens with [CLS] and [SEP], ~12 on average
-CAPTIONS = [
-    "a person walks forward slowly and then turns around",
-    "someone waves the left hand above the head",
-    "a man jumps up and down three times",
-    "the person kicks with the right leg",
-    "a woman sits down on a chair and stands up again",
-    "a person runs in a circle counter clockwise",
-    "someone claps hands in front of the chest",
-    "the person raises both arms and lowers them",
-]
-# ViT-B/16 + DistilBERT is the paper's model (`MotionPatchesConfig()`'s defaults); "tiny" is timm's ViT-Tiny
-# with a 4-layer DistilBERT; "quick" only exercises the code
-SIZES = {
-    "paper": {"label": "ViT-B/16 + DistilBERT", "motion": {}, "text": {}},
-    "tiny": {
-        "label": "ViT-Ti/16 + DistilBERT-4x256",
-        "motion": {"backbone": "vit_tiny_patch16_224"},
-        "text": {"model_type": "distilbert", "dim": 256, "n_layers": 4, "n_heads": 4, "hidden_dim": 1024},
-    },
-    "quick": {
-        "label": "ViT 2x32 + DistilBERT 2x32",
-        "motion": {"backbone": "vit_tiny_patch16_224", "backbone_kwargs": {"embed_dim": 32, "depth": 2, "num_heads": 2}},
-        "text": {"model_type": "distilbert", "dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64},
-    },
-}
 DTYPES = ("fp32", "bf16")
 IMPLEMENTATIONS = ("ours", "plain", "plain no_grad")
 # the grad mode each implementation runs under
 GRAD_MODES = {"ours": torch.inference_mode, "plain": contextlib.nullcontext, "plain no_grad": torch.no_grad}
-FULL = {"sizes": ("tiny", "paper"), "batches": (1, 32, 256), "budget_s": 10.0, "max_repeat": 5,
-        "profile_batch": 32, "top_ops": 6}
+FULL = {
+    "sizes": ("tiny", "paper"),
+    "batches": (1, 32, 256),
+    "budget_s": 10.0,
+    "max_repeat": 5,
+    "profile_batch": 32,
+    "top_ops": 6,
+}
 QUICK = {"sizes": ("quick",), "batches": (1, 2), "budget_s": 0.05, "max_repeat": 2, "profile_batch": 2, "top_ops": 3}
 # at batch 256 the paper-size ViT takes ~30 s per call on 2 cores: the no_grad baseline is measured at
 # batch <= 32 there, so that the whole script stays under 10 minutes
@@ -81,183 +64,7 @@ SKIPPED = {("paper", "motion", 256, "plain no_grad")}
 PROCESSOR_BATCH = 32
 
 
-# ----------------------------------------------------------------------------------------------- models
-def build_model(size: str, seed: int = 0) -> MotionTextModel:
-    """Random weights, nothing downloaded; eval mode, as a user embedding a dataset would run it."""
-    torch.manual_seed(seed)
-    spec = SIZES[size]
-    config = MotionPatchesConfig(motion_config=spec["motion"] or None, text_config=spec["text"] or None)
-    return MotionTextModel(config).eval()
-
-
-def caption_tokenizer():
-    return build_word_tokenizer(CAPTIONS)
-
-
-def text_inputs(tokenizer, batch: int) -> dict:
-    """`batch` captions cycled from CAPTIONS, padded to the longest: padding is masked, as in real batches."""
-    texts = [CAPTIONS[i % len(CAPTIONS)] for i in range(batch)]
-    encoded = tokenizer(texts, padding=True, return_tensors="pt")
-    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
-
-
-def motion_inputs(model: MotionTextModel, batch: int, seed: int = 0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, *model.config.motion_config.input_shape, generator=generator)
-
-
-# ----------------------------------------------------------------------------------------------- plain forward
-@dataclass(frozen=True)
-class PlainSpec:
-    """The hyperparameters the plain forward needs, read off our model (the weights come separately)."""
-
-    patch_size: int
-    vit_depth: int
-    vit_heads: int
-    text_layers: int
-    text_heads: int
-    text_dropout: float
-    attention_dropout: float
-    projection_dropout: float
-
-
-# LayerNorm epsilons of the three parts: timm's ViT, DistilBERT, and torch's default in the projection heads
-VIT_EPS, TEXT_EPS, HEAD_EPS = 1e-6, 1e-12, 1e-5
-
-
-def plain_spec(model: MotionTextModel) -> PlainSpec:
-    """Refuses models the plain forward does not re-implement, rather than comparing different networks."""
-    motion, text = model.config.motion_config, model.config.text_config
-    supported = motion.encoder == "vit" and motion.pooling == "avg" and motion.drop_path_rate == 0.0
-    if not supported or text.model_type != "distilbert" or model.config.num_persons != 1:
-        raise ValueError("the plain forward re-implements one-person ViT (avg pooling, no drop path) + DistilBERT only")
-    return PlainSpec(
-        patch_size=motion.patch_size,
-        vit_depth=len(model.motion_model.blocks),
-        vit_heads=model.motion_model.blocks[0].attn.num_heads,
-        text_layers=text.n_layers,
-        text_heads=text.n_heads,
-        text_dropout=text.dropout,
-        attention_dropout=text.attention_dropout,
-        projection_dropout=model.config.projection_dropout,
-    )
-
-
-def plain_weights(model: MotionTextModel, copy: bool = False) -> dict:
-    """The model's parameters as a name -> leaf tensor dict (requiring grad, like parameters do).
-
-    `copy=False` shares storage with the model -- the same weights, no extra memory -- for inference;
-    training needs `copy=True`, so that the two optimisers update separate tensors.
-    """
-    return {
-        name: (param.detach().clone() if copy else param.detach()).requires_grad_(True)
-        for name, param in model.named_parameters()
-    }
-
-
-def _linear(w: dict, name: str, x: torch.Tensor) -> torch.Tensor:
-    return F.linear(x, w[f"{name}.weight"], w[f"{name}.bias"])
-
-
-def _layer_norm(w: dict, name: str, x: torch.Tensor, eps: float) -> torch.Tensor:
-    return F.layer_norm(x, x.shape[-1:], w[f"{name}.weight"], w[f"{name}.bias"], eps)
-
-
-def _attention(q, k, v, heads: int, bias=None, dropout: float = 0.0, train: bool = False) -> torch.Tensor:
-    """softmax(Q K^T / sqrt(d) + bias) V per head, computed explicitly (no fused kernel)."""
-    batch, tokens, width = q.shape
-    q, k, v = (t.reshape(batch, tokens, heads, width // heads).transpose(1, 2) for t in (q, k, v))
-    scores = q @ k.transpose(-2, -1) / math.sqrt(width // heads)
-    if bias is not None:
-        scores = scores + bias
-    weights = F.dropout(scores.softmax(dim=-1), dropout, train)
-    return (weights @ v).transpose(1, 2).reshape(batch, tokens, width)
-
-
-def _projection_head(w: dict, name: str, x: torch.Tensor, dropout: float, train: bool) -> torch.Tensor:
-    projected = _linear(w, f"{name}.projection", x)
-    hidden = F.dropout(_linear(w, f"{name}.fc", F.gelu(projected)), dropout, train)
-    return _layer_norm(w, f"{name}.layer_norm", hidden + projected, HEAD_EPS)
-
-
-def plain_motion_features(w: dict, spec: PlainSpec, motion_values: torch.Tensor, train: bool = False) -> torch.Tensor:
-    """The motion tower and its projection head: equals `get_motion_features(...).pooler_output`."""
-    p = "motion_model."
-    x = F.conv2d(motion_values, w[p + "patch_embed.proj.weight"], w[p + "patch_embed.proj.bias"], stride=spec.patch_size)
-    x = x.flatten(2).transpose(1, 2)
-    x = torch.cat([w[p + "cls_token"].expand(x.shape[0], -1, -1), x], dim=1) + w[p + "pos_embed"]
-    for i in range(spec.vit_depth):
-        block = f"{p}blocks.{i}"
-        h = _layer_norm(w, f"{block}.norm1", x, VIT_EPS)
-        q, k, v = _linear(w, f"{block}.attn.qkv", h).chunk(3, dim=-1)
-        x = x + _linear(w, f"{block}.attn.proj", _attention(q, k, v, spec.vit_heads))
-        h = _layer_norm(w, f"{block}.norm2", x, VIT_EPS)
-        x = x + _linear(w, f"{block}.mlp.fc2", F.gelu(_linear(w, f"{block}.mlp.fc1", h)))
-    pooled = _layer_norm(w, p + "fc_norm", x[:, 1:].mean(dim=1), VIT_EPS)  # average of the patch tokens
-    return _projection_head(w, "motion_projection", pooled, spec.projection_dropout, train)
-
-
-def plain_text_features(
-    w: dict, spec: PlainSpec, input_ids: torch.Tensor, attention_mask: torch.Tensor, train: bool = False
-) -> torch.Tensor:
-    """DistilBERT's first-token state and the text projection head: equals `get_text_features(...).pooler_output`."""
-    p = "text_model."
-    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-    x = w[p + "embeddings.word_embeddings.weight"][input_ids] + w[p + "embeddings.position_embeddings.weight"][positions]
-    x = F.dropout(_layer_norm(w, p + "embeddings.LayerNorm", x, TEXT_EPS), spec.text_dropout, train)
-    padding_bias = torch.zeros(attention_mask.shape, dtype=torch.float32, device=attention_mask.device)
-    padding_bias = padding_bias.masked_fill(attention_mask == 0, torch.finfo(torch.float32).min)[:, None, None, :]
-    for i in range(spec.text_layers):
-        layer = f"{p}transformer.layer.{i}"
-        q, k, v = (_linear(w, f"{layer}.attention.{name}", x) for name in ("q_lin", "k_lin", "v_lin"))
-        attended = _attention(q, k, v, spec.text_heads, padding_bias, spec.attention_dropout, train)
-        x = _layer_norm(w, f"{layer}.sa_layer_norm", _linear(w, f"{layer}.attention.out_lin", attended) + x, TEXT_EPS)
-        hidden = _linear(w, f"{layer}.ffn.lin2", F.gelu(_linear(w, f"{layer}.ffn.lin1", x)))
-        x = _layer_norm(w, f"{layer}.output_layer_norm", F.dropout(hidden, spec.text_dropout, train) + x, TEXT_EPS)
-    return _projection_head(w, "text_projection", x[:, 0], spec.projection_dropout, train)
-
-
 # ----------------------------------------------------------------------------------------------- measuring
-_LIBC = ctypes.CDLL(None)
-
-
-def current_rss_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def start_memory_window() -> float:
-    """Make the next `peak_rss_mb()` the peak of what runs after this call, not of the whole process; returns RSS now.
-
-    Frees what earlier measurements left: garbage, then glibc's free heap pages (`malloc_trim`), so that a
-    measurement cannot reuse memory an earlier one faulted in; then resets the kernel's peak-RSS mark (Linux).
-    """
-    gc.collect()
-    _LIBC.malloc_trim(0)
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")
-    return current_rss_mb()
-
-
-def cpu_snapshot() -> dict:
-    """All CPUs' busy time (from /proc/stat), this process's CPU time and the wall clock, in seconds."""
-    with open("/proc/stat") as stat:
-        fields = [int(v) for v in stat.readline().split()[1:8]]
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
-    return {"busy": busy / os.sysconf("SC_CLK_TCK"), "own": usage.ru_utime + usage.ru_stime, "wall": time.perf_counter()}
-
-
-def load_note(start: dict) -> str:
-    """How much CPU other processes took while the benchmark ran: on 2 cores any of it slows every timing."""
-    end = cpu_snapshot()
-    others = max(0.0, (end["busy"] - start["busy"]) - (end["own"] - start["own"]))
-    wall = end["wall"] - start["wall"]
-    return (f"- Whole script: {wall:.0f} s wall. Other processes used {others:.0f} CPU-seconds meanwhile "
-            f"({100 * others / wall:.0f}% of one core on average). Load average at the end (1, 5, 15 min): "
-            + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + ".")
-
-
 def autocast(dtype: str):
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16")
 
@@ -323,8 +130,17 @@ def profile_ours(size: str, model, tokenizer, batch: int, top: int) -> tuple[lis
         addmm_share[tower] = sum(e.self_cpu_time_total for e in events if e.key == "aten::addmm") / total_us
         for e in sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]:
             share = e.self_cpu_time_total / total_us
-            rows.append({"model": SIZES[size]["label"], "tower": tower, "batch": batch, "op": e.key, "calls": e.count,
-                         "self ms": f"{e.self_cpu_time_total / 1e3:,.1f}", "% of call": f"{100 * share:.1f}"})
+            rows.append(
+                {
+                    "model": SIZES[size]["label"],
+                    "tower": tower,
+                    "batch": batch,
+                    "op": e.key,
+                    "calls": e.count,
+                    "self ms": f"{e.self_cpu_time_total / 1e3:,.1f}",
+                    "% of call": f"{100 * share:.1f}",
+                }
+            )
     return rows, addmm_share
 
 
@@ -334,8 +150,11 @@ def bench_size(size: str, config: dict) -> tuple[list[dict], dict, float, tuple[
     model = build_model(size)
     spec, weights, tokenizer = plain_spec(model), plain_weights(model), caption_tokenizer()
     check = check_plain_forward(model, weights, spec, tokenizer)
-    print(f"{SIZES[size]['label']}: max abs diff ours vs plain forward: "
-          + ", ".join(f"{name} {value:.1e}" for name, value in check.items()), flush=True)
+    print(
+        f"{SIZES[size]['label']}: max abs diff ours vs plain forward: "
+        + ", ".join(f"{name} {value:.1e}" for name, value in check.items()),
+        flush=True,
+    )
     loaded_mb = start_memory_window()
     rows = []
     for tower in ("motion", "text"):
@@ -386,8 +205,23 @@ def _rate(value: float) -> str:
     return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
 
 
-TABLE_COLUMNS = ["model", "tower", "dtype", "batch", "iters", "unit", "ours/s", "plain/s", "no_grad/s",
-                 "ours/plain", "ours/no_grad", f">={TARGET_SPEEDUP}x", "ours MB", "plain MB", "no_grad MB"]
+TABLE_COLUMNS = [
+    "model",
+    "tower",
+    "dtype",
+    "batch",
+    "iters",
+    "unit",
+    "ours/s",
+    "plain/s",
+    "no_grad/s",
+    "ours/plain",
+    "ours/no_grad",
+    f">={TARGET_SPEEDUP}x",
+    "ours MB",
+    "plain MB",
+    "no_grad MB",
+]
 
 
 def demo_tokenizer():
@@ -408,7 +242,8 @@ def bench_processor(budget_s: float, max_repeat: int) -> dict:
     )
     frames = [len(m) for m in joints]
     result.update(
-        rate=PROCESSOR_BATCH / result["seconds"], tokenizer=type(tokenizer).__name__,
+        rate=PROCESSOR_BATCH / result["seconds"],
+        tokenizer=type(tokenizer).__name__,
         frames=f"{min(frames)}-{max(frames)}",
     )
     return result
@@ -441,8 +276,16 @@ def main(argv=None) -> dict:
         append_results("Inference: MotionTextModel feature API vs a plain PyTorch forward", table, notes)
     fp32_diffs = [value for diffs in checks.values() for name, value in diffs.items() if name.endswith("fp32")]
     passed = all(value < CHECK_TOLERANCE for value in fp32_diffs)
-    return {"rows": rows, "checks": checks, "processor": processor, "top_ops": top_ops, "addmm_share": addmm_share,
-            "table": table, "notes": notes, "check_passed": passed}
+    return {
+        "rows": rows,
+        "checks": checks,
+        "processor": processor,
+        "top_ops": top_ops,
+        "addmm_share": addmm_share,
+        "table": table,
+        "notes": notes,
+        "check_passed": passed,
+    }
 
 
 def describe(rows, checks, loaded_mb, processor, addmm_share, config) -> str:
@@ -456,37 +299,45 @@ def describe(rows, checks, loaded_mb, processor, addmm_share, config) -> str:
     reference = max(motion_rows, key=lambda r: (r["size"] == "paper", r["batch"]))
     lines = [
         f"- Target: ours >= {TARGET_SPEEDUP}x the plain forward for batched inference (batch > 1): met in "
-        f"{len(met)} of {len(batched)} batched rows"
-        + (f"; not met in: {missed}." if missed else "."),
+        f"{len(met)} of {len(batched)} batched rows" + (f"; not met in: {missed}." if missed else "."),
         "- Ours: `get_motion_features(motion_values).pooler_output` / `get_text_features(input_ids, attention_mask)"
         ".pooler_output` under `torch.inference_mode()` (timm and transformers use fused scaled-dot-product attention).",
-        "- plain: this script's re-implementation of the same network with plain tensor ops and explicit "
+        "- plain: benchmarks/plain_networks.py's re-implementation of the same network with plain tensor ops and explicit "
         "softmax(QK^T/sqrt(d))V attention, over the model's own weight tensors (requiring grad, like parameters), "
         "called without inference_mode or no_grad, so autograd records the graph. plain no_grad: the same under "
-        "`torch.no_grad()`." + (" Not run for the ViT-B motion tower at batch 256 (time budget)."
-                                if "paper" in checks else ""),
+        "`torch.no_grad()`."
+        + (" Not run for the ViT-B motion tower at batch 256 (time budget)." if "paper" in checks else ""),
         f"- Where ours spends its time (profiles below, batch {config['profile_batch']}, fp32): aten::addmm, the Linear "
-        "layers' matrix products, takes " + "; ".join(
+        "layers' matrix products, takes "
+        + "; ".join(
             f"{100 * shares['motion']:.0f}% of the motion and {100 * shares['text']:.0f}% of the text call for "
-            f"{SIZES[size]['label']}" for size, shares in addmm_share.items())
+            f"{SIZES[size]['label']}"
+            for size, shares in addmm_share.items()
+        )
         + ". The plain forward runs the same matrix-product kernels, so ours can only gain in the rest: an ideal "
-        "implementation would be at most 1 / that share faster than ours (derived: " + "; ".join(
+        "implementation would be at most 1 / that share faster than ours (derived: "
+        + "; ".join(
             f"{1 / shares['motion']:.2f}x motion, {1 / shares['text']:.2f}x text for {SIZES[size]['label']}"
-            for size, shares in addmm_share.items())
+            for size, shares in addmm_share.items()
+        )
         + f"), and ours is {TARGET_SPEEDUP}x the plain forward only where the plain forward spends at least "
         f"{TARGET_SPEEDUP} - share of ours' time outside the matrix products. Closest: {_row_name(closest)}, "
         f"where the plain forward peaks at {closest['plain MB']} MB over the loaded model (activations kept for "
         f"autograd) against ours' {closest['ours MB']} MB.",
         "- Equality of what is timed (max abs diff of the projected embeddings, ours vs plain, batch of 4 with "
-        "padded texts): " + "; ".join(f"{SIZES[s]['label']}: " + ", ".join(f"{k} {v:.1e}" for k, v in c.items())
-                                      for s, c in checks.items()) + f" (fp32 must be < {CHECK_TOLERANCE:g}).",
+        "padded texts): "
+        + "; ".join(
+            f"{SIZES[s]['label']}: " + ", ".join(f"{k} {v:.1e}" for k, v in c.items()) for s, c in checks.items()
+        )
+        + f" (fp32 must be < {CHECK_TOLERANCE:g}).",
         f"- Rates: batch / best wall time of `iters` timed calls (ours/plain/no_grad) after 1 warm-up call each; "
         f"calls repeat while they fit in {config['budget_s']:g} s (at most {config['max_repeat']}). bf16 = "
         "`torch.autocast('cpu', dtype=torch.bfloat16)`; this CPU has AVX512-BF16 but no AMX.",
         "- MB: peak resident memory during that implementation's calls minus the resident memory just before them "
         "(kernel peak-RSS mark reset and freed heap returned with malloc_trim before each measurement), i.e. the "
         "activations (and the recorded graph) on top of the loaded model: "
-        + ", ".join(f"{SIZES[s]['label']} loaded: {mb:,.0f} MB RSS" for s, mb in loaded_mb.items()) + ".",
+        + ", ".join(f"{SIZES[s]['label']} loaded: {mb:,.0f} MB RSS" for s, mb in loaded_mb.items())
+        + ".",
         "- Inputs: random normal motion images (3 x 224 x 80 for 224 frames x 5 parts x 16 points); texts are the "
         f"script's {len(CAPTIONS)} captions cycled, 10-14 tokens padded to the longest in the batch.",
         f"- Processor: `MotionPatchProcessor(tokenizer={processor['tokenizer']}, skeleton='humanml3d')` on "

@@ -6,8 +6,10 @@ crops the first 224 frames (evaluation) or zero-pads. Ours resamples every chain
 and only touches the frames that survive the crop. This script times both on the same random motions,
 checks that they produce the same numbers, and appends the tables to `benchmarks/RESULTS.md`.
 
-    python benchmarks/preprocessing.py            # full run, about a minute
-    python benchmarks/preprocessing.py --quick --no-write   # seconds-long smoke run
+Run from the repository root:
+
+    python -m benchmarks.preprocessing                     # full run, about a minute
+    python -m benchmarks.preprocessing --quick --no-write  # seconds-long smoke run
 """
 
 import os
@@ -15,9 +17,6 @@ import sys
 
 import cv2
 import numpy as np
-
-if __package__ in (None, ""):  # run as `python benchmarks/<script>.py`: make the repository importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.results import append_results, benchmark_parser, format_table, measure
 from motionpatches.processors.feature_extraction_motionpatches import MotionPatchFeatureExtractor
@@ -150,17 +149,28 @@ def main(argv=None) -> dict:
     batch_rows = bench_batches(extractor, rng, config, mean, std)
     length_rows = bench_lengths(extractor, rng, config, mean, std)
 
-    batch_table = format_table(batch_rows, ["batch", "ours motions/s", "reference motions/s", "speed-up", f">= {TARGET_SPEEDUP:.0f}x"])
+    batch_table = format_table(
+        batch_rows, ["batch", "ours motions/s", "reference motions/s", "speed-up", f">= {TARGET_SPEEDUP:.0f}x"]
+    )
     length_table = format_table(
         length_rows,
-        ["frames", "ours frames processed", "reference frames processed", "ours us/motion", "reference us/motion", "speed-up", "max abs diff"],
+        [
+            "frames",
+            "ours frames processed",
+            "reference frames processed",
+            "ours us/motion",
+            "reference us/motion",
+            "speed-up",
+            "max abs diff",
+        ],
     )
     missed = [row["batch"] for row in batch_rows if row["speedup"] < TARGET_SPEEDUP]
-    summary = (
-        f"target >= {TARGET_SPEEDUP:.0f}x the per-frame loop: "
-        + ("met at every batch size" if not missed else f"not met at batch size(s) {missed}")
+    summary = f"target >= {TARGET_SPEEDUP:.0f}x the per-frame loop: " + (
+        "met at every batch size" if not missed else f"not met at batch size(s) {missed}"
     )
-    print(f"\n{config['frames']}-frame motions\n{batch_table}\n\nper motion vs length ({config['length_motions']} motions each)\n{length_table}\n\n{summary}")
+    print(
+        f"\n{config['frames']}-frame motions\n{batch_table}\n\nper motion vs length ({config['length_motions']} motions each)\n{length_table}\n\n{summary}"
+    )
 
     if not args.no_write:
         write_results(config, batch_table, length_table, summary, diff)

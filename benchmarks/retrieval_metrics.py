@@ -7,8 +7,10 @@ one, a block of rows at a time: O(N^2 D) in matrix products and comparisons, wit
 reference is run where it finishes in reasonable time and extrapolated with a fitted power law
 beyond; its ranks and metrics are compared with ours wherever it ran.
 
-    python benchmarks/evaluation.py                     # full run, under 10 minutes
-    python benchmarks/evaluation.py --quick --no-write  # seconds-long smoke run
+Run from the repository root:
+
+    python -m benchmarks.retrieval_metrics                     # full run, under 10 minutes
+    python -m benchmarks.retrieval_metrics --quick --no-write  # seconds-long smoke run
 """
 
 import os
@@ -18,9 +20,6 @@ import time
 
 import numpy as np
 import torch
-
-if __package__ in (None, ""):  # run as `python benchmarks/<script>.py`: make the repository importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.results import append_results, benchmark_parser, format_table, measure
 from motionpatches.retrieval import RECALL_AT, retrieval_metrics, retrieval_ranks
@@ -294,10 +293,26 @@ def targets(rows: list[dict], config: dict) -> list[tuple[str, bool, str]]:
     large = rows[-1]
     kind = "extrapolated" if large["extrapolated"] else "measured"
     return [
-        (f">= {TARGET_SPEEDUP:.0f}x at N = {mid['n']:,}", mid["speedup"] >= TARGET_SPEEDUP, f"{mid['speedup']:,.0f}x (measured)"),
-        (f">= {TARGET_SPEEDUP:.0f}x at N = {large['n']:,}", large["speedup"] >= TARGET_SPEEDUP, f"{large['speedup']:,.0f}x ({kind} reference)"),
-        (f"N = {large['n']:,} in < {TARGET_SECONDS:.0f} s", large["ours_s"] < TARGET_SECONDS, f"{large['ours_s']:.1f} s"),
-        (f"N = {large['n']:,} peak memory < {MEMORY_LIMIT_MB:,.0f} MB", large["ours_mb"] < MEMORY_LIMIT_MB, f"{large['ours_mb']:,.0f} MB above start"),
+        (
+            f">= {TARGET_SPEEDUP:.0f}x at N = {mid['n']:,}",
+            mid["speedup"] >= TARGET_SPEEDUP,
+            f"{mid['speedup']:,.0f}x (measured)",
+        ),
+        (
+            f">= {TARGET_SPEEDUP:.0f}x at N = {large['n']:,}",
+            large["speedup"] >= TARGET_SPEEDUP,
+            f"{large['speedup']:,.0f}x ({kind} reference)",
+        ),
+        (
+            f"N = {large['n']:,} in < {TARGET_SECONDS:.0f} s",
+            large["ours_s"] < TARGET_SECONDS,
+            f"{large['ours_s']:.1f} s",
+        ),
+        (
+            f"N = {large['n']:,} peak memory < {MEMORY_LIMIT_MB:,.0f} MB",
+            large["ours_mb"] < MEMORY_LIMIT_MB,
+            f"{large['ours_mb']:,.0f} MB above start",
+        ),
     ]
 
 
@@ -313,8 +328,17 @@ def main(argv=None) -> dict:
     config = QUICK if args.quick else FULL
     rows, (a, b) = bench(config, args.seed)
     columns = [
-        "N", "ours s", "ours peak MB", "product s", "reference s", "reference peak MB", "speed-up", "bound",
-        "ours == reference", "t2m R@1", "t2m MedR",
+        "N",
+        "ours s",
+        "ours peak MB",
+        "product s",
+        "reference s",
+        "reference peak MB",
+        "speed-up",
+        "bound",
+        "ours == reference",
+        "t2m R@1",
+        "t2m MedR",
     ]
     table = format_table(table_rows(rows), columns)
     verdicts = targets(rows, config)
@@ -344,7 +368,7 @@ def write_results(table: str, summary: str, fit: tuple[float, float], rows: list
         "any implementation could show against this reference on this machine.\n"
         "- The reference here computes the products once per direction (the reference computes them once and "
         "transposes), adding one product s to its time, a few percent of it.\n"
-        "- ours == reference: every rank equal and every metric within 1e-9, where the reference ran. \"near-tie "
+        '- ours == reference: every rank equal and every metric within 1e-9, where the reference ran. "near-tie '
         "ranks differ\": those ranks differ by rounding alone (torch's and numpy's BLAS round some similarities "
         f"differently): each such query's best correct item is, in float64, within {NEAR_TIE:.1e} (sqrt(D) x float32 "
         "eps) of another candidate's similarity; the metrics still agree.\n"

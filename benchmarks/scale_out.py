@@ -6,24 +6,20 @@ are not available here: their throughput and interconnect bandwidth enter as exp
 the global-batch loss all-gathers both embeddings (with a backward all-reduce of the same size), which is tiny
 next to DDP's gradient all-reduce.
 
-    PYTHONPATH=. python benchmarks/scale_out.py                    # full run, about a minute on 2 cores
-    PYTHONPATH=. python benchmarks/scale_out.py --quick --no-write # seconds-long smoke run
+Run from the repository root:
+
+    python -m benchmarks.scale_out                     # full run, about a minute on 2 cores
+    python -m benchmarks.scale_out --quick --no-write  # seconds-long smoke run
 """
 
 import os
 import sys
 
-# shadow the repository's `training` package: import from the repository root instead
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [os.path.dirname(_HERE) if os.path.abspath(p or ".") == _HERE else p for p in sys.path]
-
 import torch
 
-from benchmarks.inference import SIZES, build_model, cpu_snapshot, load_note
-from benchmarks.results import append_results, benchmark_parser, format_table, measure
-from benchmarks.training import make_batch, our_loss, our_optimizer
-from motionpatches import MotionPatchesConfig
-from motionpatches import MotionTextModel
+from benchmarks.models import SIZES, build_model, make_batch, our_loss, our_optimizer
+from benchmarks.results import append_results, benchmark_parser, cpu_snapshot, format_table, load_note, measure
+from motionpatches import MotionPatchesConfig, MotionTextModel
 
 # training rows of HumanML3D's train split as reported for the dataset (motions and their captioned sub-clips)
 HUMANML3D_TRAIN_SAMPLES = 23_384
@@ -48,8 +44,13 @@ def measure_cpu(config: dict) -> dict:
 
     forward_backward_s = measure(forward_backward, repeat=config["repeat"], warmup=config["warmup"])
     adam_s = measure(optimizer.step, repeat=config["repeat"], warmup=config["warmup"])
-    return {"size": config["size"], "batch": config["batch"], "forward_backward_s": forward_backward_s,
-            "per_sample_s": forward_backward_s / config["batch"], "adam_s": adam_s}
+    return {
+        "size": config["size"],
+        "batch": config["batch"],
+        "forward_backward_s": forward_backward_s,
+        "per_sample_s": forward_backward_s / config["batch"],
+        "adam_s": adam_s,
+    }
 
 
 def paper_parameter_count() -> int:
@@ -64,7 +65,10 @@ def communication(parameters: int, projection_dim: int, gpus: int) -> dict:
     global_batch = gpus * PER_DEVICE_BATCH
     gather = 2 * global_batch * projection_dim * BYTES_PER_FLOAT  # motion + text embeddings of the global batch
     return {
-        "gpus": gpus, "global_batch": global_batch, "projection_dim": projection_dim, "parameters": parameters,
+        "gpus": gpus,
+        "global_batch": global_batch,
+        "projection_dim": projection_dim,
+        "parameters": parameters,
         "gather_bytes": gather,  # forward all_gather, received by every process
         "gather_backward_bytes": gather,  # backward all_reduce of the gathered features' gradient, same size
         "ddp_allreduce_bytes": parameters * BYTES_PER_FLOAT,
@@ -100,8 +104,16 @@ def epoch_rows(cpu: dict, gpu_rate: float, links: dict) -> list[dict]:
             **{setting: per_8 * step_s for setting, step_s in steps_8.items()},
         }
         for setting, seconds in settings.items():
-            rows.append({"corpus": corpus, "samples": f"{samples:,}", "setting": setting, "epoch": _duration(seconds),
-                         f"{EPOCHS} epochs": _duration(EPOCHS * seconds), "epoch_s": seconds})
+            rows.append(
+                {
+                    "corpus": corpus,
+                    "samples": f"{samples:,}",
+                    "setting": setting,
+                    "epoch": _duration(seconds),
+                    f"{EPOCHS} epochs": _duration(EPOCHS * seconds),
+                    "epoch_s": seconds,
+                }
+            )
     return rows
 
 
@@ -119,8 +131,12 @@ def _megabytes(size: int) -> str:
 
 def parse_args(argv):
     parser = benchmark_parser(__doc__)
-    parser.add_argument("--gpu-samples-per-s", type=float, default=2000.0,
-                        help="ASSUMED training samples/s of one A100 at the paper's size (bf16 autocast)")
+    parser.add_argument(
+        "--gpu-samples-per-s",
+        type=float,
+        default=2000.0,
+        help="ASSUMED training samples/s of one A100 at the paper's size (bf16 autocast)",
+    )
     parser.add_argument("--nvlink-gb-s", type=float, default=200.0, help="ASSUMED NCCL bus bandwidth with NVLink, GB/s")
     parser.add_argument("--pcie-gb-s", type=float, default=20.0, help="ASSUMED NCCL bus bandwidth over PCIe only, GB/s")
     return parser.parse_args(argv)
@@ -145,17 +161,36 @@ def main(argv=None) -> dict:
 
 
 def tables(cpu, config, rows, comm, links, args) -> str:
-    measured = [{"model": SIZES[config["size"]]["label"], "batch": cpu["batch"],
-                 "forward+backward s": f"{cpu['forward_backward_s']:.2f}", "s/sample": f"{cpu['per_sample_s']:.3f}",
-                 "samples/s": f"{1 / cpu['per_sample_s']:.2f}", "Adam step s": f"{cpu['adam_s']:.3f}"}]
+    measured = [
+        {
+            "model": SIZES[config["size"]]["label"],
+            "batch": cpu["batch"],
+            "forward+backward s": f"{cpu['forward_backward_s']:.2f}",
+            "s/sample": f"{cpu['per_sample_s']:.3f}",
+            "samples/s": f"{1 / cpu['per_sample_s']:.2f}",
+            "Adam step s": f"{cpu['adam_s']:.3f}",
+        }
+    ]
     comm_rows = [
-        {"collective": f"all_gather of motion + text embeddings "
-                       f"(2 x {comm['global_batch']} x {comm['projection_dim']} x 4 B)",
-         "bytes/step": _megabytes(comm["gather_bytes"]), "kind": "all_gather", "time": "gather"},
-        {"collective": "backward all_reduce of their gradient (same size)",
-         "bytes/step": _megabytes(comm["gather_backward_bytes"]), "kind": "all_reduce", "time": "gather_backward"},
-        {"collective": f"DDP gradient all_reduce ({comm['parameters']:,} parameters x 4 B)",
-         "bytes/step": _megabytes(comm["ddp_allreduce_bytes"]), "kind": "all_reduce", "time": "ddp_allreduce"},
+        {
+            "collective": f"all_gather of motion + text embeddings "
+            f"(2 x {comm['global_batch']} x {comm['projection_dim']} x 4 B)",
+            "bytes/step": _megabytes(comm["gather_bytes"]),
+            "kind": "all_gather",
+            "time": "gather",
+        },
+        {
+            "collective": "backward all_reduce of their gradient (same size)",
+            "bytes/step": _megabytes(comm["gather_backward_bytes"]),
+            "kind": "all_reduce",
+            "time": "gather_backward",
+        },
+        {
+            "collective": f"DDP gradient all_reduce ({comm['parameters']:,} parameters x 4 B)",
+            "bytes/step": _megabytes(comm["ddp_allreduce_bytes"]),
+            "kind": "all_reduce",
+            "time": "ddp_allreduce",
+        },
     ]
     for row in comm_rows:
         for link, seconds in links.items():
@@ -174,31 +209,33 @@ def tables(cpu, config, rows, comm, links, args) -> str:
 def describe(cpu, comm, links, args) -> str:
     ratio = comm["ddp_allreduce_bytes"] / (comm["gather_bytes"] + comm["gather_backward_bytes"])
     compute_8 = PER_DEVICE_BATCH / args.gpu_samples_per_s
-    return "\n".join([
-        f"- Samples per epoch: {HUMANML3D_TRAIN_SAMPLES:,}, the number of training samples reported for HumanML3D's "
-        "train split (motions and their captioned sub-clips); the 10x corpus is 10 times that. Steps drop the last "
-        f"partial batch, as train.py does; {EPOCHS} epochs is train.py's default outside the demo.",
-        f"- Measured: forward + `global_contrastive_loss` + backward of {SIZES[cpu['size']]['label']} "
-        f"(random weights, train mode) at batch {cpu['batch']}, best of the timed runs after a warm-up, divided by the "
-        "batch; the Adam step (three groups) timed on its own and counted once per step. The CPU epoch = steps x "
-        f"({PER_DEVICE_BATCH} x s/sample + Adam step); cost per sample at batch 32 may differ a little from "
-        f"batch {cpu['batch']}.",
-        f"- ASSUMPTION, not measured: one A100 trains {args.gpu_samples_per_s:,.0f} samples/s at this size with bf16 "
-        "autocast (order of magnitude: timm's published RTX 3090 AMP training benchmark gives vit_base_patch16_224 "
-        "390.86 samples/s at 197 tokens; x197/71 for the motion image's 70 patches + class token, x~2 for an A100, "
-        f"minus ~10% for DistilBERT on ~12 tokens). That is {args.gpu_samples_per_s * cpu['per_sample_s']:,.0f}x this "
-        "CPU's measured rate. Data loading is assumed to keep up (benchmarks/inference.py times the processor).",
-        f"- ASSUMPTION, not measured: NCCL bus bandwidth {args.nvlink_gb_s:g} GB/s between 8 GPUs with NVLink, "
-        f"{args.pcie_gb_s:g} GB/s over PCIe only; times are bandwidth-only (ring algorithms); per-collective latency "
-        "(tens of microseconds) is left out, and dominates the two small feature collectives.",
-        f"- Exact: the global-batch loss moves {_megabytes(comm['gather_bytes'])} (all_gather) + "
-        f"{_megabytes(comm['gather_backward_bytes'])} (backward all_reduce) per step and process; DDP's gradient "
-        f"all_reduce moves {_megabytes(comm['ddp_allreduce_bytes'])}, {ratio:,.0f}x more. Global-batch contrastive "
-        "learning is therefore free in bandwidth terms; what scales the step is the gradient all_reduce, which at the "
-        f"assumed rates takes {1e3 * links['NVLink']['ddp_allreduce']:.1f} ms with NVLink and "
-        f"{1e3 * links['PCIe']['ddp_allreduce']:.1f} ms over PCIe against {1e3 * compute_8:.1f} ms of compute per step: "
-        "near-linear scaling with NVLink, communication-bound over PCIe unless it overlaps the backward pass.",
-    ])
+    return "\n".join(
+        [
+            f"- Samples per epoch: {HUMANML3D_TRAIN_SAMPLES:,}, the number of training samples reported for HumanML3D's "
+            "train split (motions and their captioned sub-clips); the 10x corpus is 10 times that. Steps drop the last "
+            f"partial batch, as train.py does; {EPOCHS} epochs is train.py's default outside the demo.",
+            f"- Measured: forward + `global_contrastive_loss` + backward of {SIZES[cpu['size']]['label']} "
+            f"(random weights, train mode) at batch {cpu['batch']}, best of the timed runs after a warm-up, divided by the "
+            "batch; the Adam step (three groups) timed on its own and counted once per step. The CPU epoch = steps x "
+            f"({PER_DEVICE_BATCH} x s/sample + Adam step); cost per sample at batch 32 may differ a little from "
+            f"batch {cpu['batch']}.",
+            f"- ASSUMPTION, not measured: one A100 trains {args.gpu_samples_per_s:,.0f} samples/s at this size with bf16 "
+            "autocast (order of magnitude: timm's published RTX 3090 AMP training benchmark gives vit_base_patch16_224 "
+            "390.86 samples/s at 197 tokens; x197/71 for the motion image's 70 patches + class token, x~2 for an A100, "
+            f"minus ~10% for DistilBERT on ~12 tokens). That is {args.gpu_samples_per_s * cpu['per_sample_s']:,.0f}x this "
+            "CPU's measured rate. Data loading is assumed to keep up (benchmarks/inference.py times the processor).",
+            f"- ASSUMPTION, not measured: NCCL bus bandwidth {args.nvlink_gb_s:g} GB/s between 8 GPUs with NVLink, "
+            f"{args.pcie_gb_s:g} GB/s over PCIe only; times are bandwidth-only (ring algorithms); per-collective latency "
+            "(tens of microseconds) is left out, and dominates the two small feature collectives.",
+            f"- Exact: the global-batch loss moves {_megabytes(comm['gather_bytes'])} (all_gather) + "
+            f"{_megabytes(comm['gather_backward_bytes'])} (backward all_reduce) per step and process; DDP's gradient "
+            f"all_reduce moves {_megabytes(comm['ddp_allreduce_bytes'])}, {ratio:,.0f}x more. Global-batch contrastive "
+            "learning is therefore free in bandwidth terms; what scales the step is the gradient all_reduce, which at the "
+            f"assumed rates takes {1e3 * links['NVLink']['ddp_allreduce']:.1f} ms with NVLink and "
+            f"{1e3 * links['PCIe']['ddp_allreduce']:.1f} ms over PCIe against {1e3 * compute_8:.1f} ms of compute per step: "
+            "near-linear scaling with NVLink, communication-bound over PCIe unless it overlaps the backward pass.",
+        ]
+    )
 
 
 if __name__ == "__main__":

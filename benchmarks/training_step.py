@@ -1,15 +1,17 @@
 """Samples/s and peak memory of one training step, ours vs plain PyTorch; and where the demo run's step goes.
 
-Ours is the step of `training/train.py` without accelerate's wrapping: `model(**batch)`,
-`training.contrastive.global_contrastive_loss`, backward, `torch.optim.Adam` over `train.param_groups`'s three
-groups (text / motion / heads, the paper's learning rates). The plain step uses the plain forward of
-`benchmarks/inference.py` over copies of the same weights, a symmetric cross-entropy written here and
+Ours is the step of `training/train.py` without accelerate's wrapping (`benchmarks/models.py`): `model(**batch)`,
+`motionpatches.training.loss.global_contrastive_loss`, backward, `torch.optim.Adam` over `train.param_groups`'s
+three groups (text / motion / heads, the paper's learning rates). The plain step (`benchmarks/plain_networks.py`)
+uses the plain forward over copies of the same weights, a symmetric cross-entropy written out and
 `torch.optim.Adam` over the same three groups. Both run in train mode (dropout on) at the paper's size,
 batch 32. Then the demo's own model (ViT-Tiny depth 6 + all-MiniLM-L6-v2 when installed) takes steps on
 demo data through the real collator, timed phase by phase and profiled.
 
-    PYTHONPATH=. python benchmarks/training.py                    # full run, a few minutes on 2 cores
-    PYTHONPATH=. python benchmarks/training.py --quick --no-write # seconds-long smoke run
+Run from the repository root:
+
+    python -m benchmarks.training_step                     # full run, a few minutes on 2 cores
+    python -m benchmarks.training_step --quick --no-write  # seconds-long smoke run
 """
 
 import contextlib
@@ -17,102 +19,66 @@ import os
 import sys
 import time
 from collections import defaultdict
-from types import SimpleNamespace
-
-# repository's `training` package: import from the repository root instead
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [os.path.dirname(_HERE) if os.path.abspath(p or ".") == _HERE else p for p in sys.path]
 
 import torch
-import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from benchmarks.inference import (
-    SIZES,
-    build_model,
-    caption_tokenizer,
+from benchmarks.models import SIZES, build_model, make_batch, our_loss, our_optimizer, our_step
+from benchmarks.plain_networks import plain_loss, plain_optimizer, plain_spec, plain_step, plain_weights
+from benchmarks.results import (
+    append_results,
+    benchmark_parser,
     cpu_snapshot,
+    format_table,
     load_note,
-    motion_inputs,
-    plain_motion_features,
-    plain_spec,
-    plain_text_features,
-    plain_weights,
+    measure,
+    peak_rss_mb,
     start_memory_window,
-    text_inputs,
 )
-from benchmarks.results import append_results, benchmark_parser, format_table, measure, peak_rss_mb
 from motionpatches.tiny import minilm_path
 from motionpatches.training.batching import EpochPermutationSampler, EpochSeededRows, MotionTextCollator
 from motionpatches.training.loss import global_contrastive_loss
-from motionpatches.training.train import PAPER_LEARNING_RATES, build_model_and_processor, load_data, param_groups
-from motionpatches.training.train import parse_args as train_args
+from motionpatches.training.params import parse_args as train_args
+from motionpatches.training.train import build_model_and_processor, load_data, param_groups
 
 CHECK_TOLERANCE = 1e-4
 # the lead's wall time for `accelerate launch training/train.py` (demo defaults, 370 steps) on 2026-11-21
 LEAD_DEMO_WALL_S = (7 * 60 + 7, 7 * 60 + 21)
 LEAD_DEMO_STEPS = 370
 PHASES = ("fetch rows", "collate", "forward", "loss", "backward", "optimizer")
-FULL = {"size": "paper", "batch": 32, "check_batch": 8, "warmup": 1, "repeat": 2,
-        "demo_args": [], "demo_steps": 4, "top_ops": 8}
+FULL = {
+    "size": "paper",
+    "batch": 32,
+    "check_batch": 8,
+    "warmup": 1,
+    "repeat": 2,
+    "demo_args": [],
+    "demo_steps": 4,
+    "top_ops": 8,
+}
 QUICK = {
-    "size": "quick", "batch": 4, "check_batch": 4, "warmup": 1, "repeat": 1, "demo_steps": 1, "top_ops": 5,
+    "size": "quick",
+    "batch": 4,
+    "check_batch": 4,
+    "warmup": 1,
+    "repeat": 1,
+    "demo_steps": 1,
+    "top_ops": 5,
     "demo_args": [
-        "--text_model", "tiny", "--motion_backbone_kwargs", '{"embed_dim": 32, "depth": 2, "num_heads": 2}',
-        "--text_config_overrides", '{"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}',
-        "--projection_dim", "16", "--num_frames", "64", "--per_device_train_batch_size", "8",
+        "--text_model",
+        "tiny",
+        "--motion_backbone_kwargs",
+        '{"embed_dim": 32, "depth": 2, "num_heads": 2}',
+        "--text_config_overrides",
+        '{"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}',
+        "--projection_dim",
+        "16",
+        "--num_frames",
+        "64",
+        "--per_device_train_batch_size",
+        "8",
     ],
 }
-
-
-# ----------------------------------------------------------------------------------------------- the two steps
-def our_optimizer(model) -> torch.optim.Adam:
-    """Adam over train.py's three parameter groups, at the paper's learning rates."""
-    rates = SimpleNamespace(**{f"learning_rate_{part}": rate for part, rate in PAPER_LEARNING_RATES.items()})
-    return torch.optim.Adam(param_groups(model, rates))
-
-
-def our_loss(model, batch: dict) -> torch.Tensor:
-    out = model(**batch)
-    return global_contrastive_loss(out.motion_embeds, out.text_embeds, model.logit_scale)
-
-
-def our_step(model, optimizer, batch: dict) -> float:
-    loss = our_loss(model, batch)
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad()
-    return loss.item()
-
-
-def plain_optimizer(weights: dict) -> torch.optim.Adam:
-    """torch.optim.Adam over the same three groups, formed from the parameter names."""
-    groups = {"text": [], "motion": [], "heads": []}
-    for name, tensor in weights.items():
-        part = "text" if name.startswith("text_model.") else "motion" if name.startswith("motion_model.") else "heads"
-        groups[part].append(tensor)
-    return torch.optim.Adam([{"params": groups[part], "lr": PAPER_LEARNING_RATES[part]} for part in groups])
-
-
-def plain_loss(weights: dict, spec, batch: dict, train: bool) -> torch.Tensor:
-    """Symmetric cross-entropy over cosine similarities scaled by exp(logit_scale), written out plainly."""
-    motion = F.normalize(plain_motion_features(weights, spec, batch["motion_values"], train), dim=-1)
-    text = F.normalize(plain_text_features(weights, spec, batch["input_ids"], batch["attention_mask"], train), dim=-1)
-    logits = weights["logit_scale"].exp() * text @ motion.t()
-    targets = torch.arange(logits.shape[0])
-    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)) / 2
-
-
-def plain_step(weights: dict, spec, optimizer, batch: dict, train: bool = True) -> float:
-    loss = plain_loss(weights, spec, batch, train)
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad()
-    return loss.item()
-
-
-def make_batch(model, batch_size: int, seed: int = 0) -> dict:
-    return {"motion_values": motion_inputs(model, batch_size, seed), **text_inputs(caption_tokenizer(), batch_size)}
 
 
 # ----------------------------------------------------------------------------------------------- checks and timing
@@ -131,8 +97,12 @@ def check_same_step(model, batch: dict) -> dict:
         plain_after = plain_loss(weights, spec, batch, train=False).item()
     model.train()
     return {
-        "loss_ours": ours_before, "loss_plain": plain_before, "loss_diff": abs(ours_before - plain_before),
-        "loss_after_ours": ours_after, "loss_after_plain": plain_after, "loss_after_diff": abs(ours_after - plain_after),
+        "loss_ours": ours_before,
+        "loss_plain": plain_before,
+        "loss_diff": abs(ours_before - plain_before),
+        "loss_after_ours": ours_after,
+        "loss_after_plain": plain_after,
+        "loss_after_diff": abs(ours_after - plain_after),
     }
 
 
@@ -148,28 +118,45 @@ def bench_paper_step(config: dict) -> tuple[list[dict], dict]:
     """Ours, then the plain step on a copy of the weights with our model freed, so each holds one model."""
     model = build_model(config["size"]).train()
     check = check_same_step(model, make_batch(model, config["check_batch"], seed=1))
-    print(f"same weights and batch, dropout off: loss ours {check['loss_ours']:.6f} plain {check['loss_plain']:.6f}; "
-          f"after one Adam step ours {check['loss_after_ours']:.6f} plain {check['loss_after_plain']:.6f}", flush=True)
+    print(
+        f"same weights and batch, dropout off: loss ours {check['loss_ours']:.6f} plain {check['loss_plain']:.6f}; "
+        f"after one Adam step ours {check['loss_after_ours']:.6f} plain {check['loss_after_plain']:.6f}",
+        flush=True,
+    )
     batch = make_batch(model, config["batch"])
-    optimizer = our_optimizer(model)
-    ours = time_steps(lambda: our_step(model, optimizer, batch), config)
+    ours = time_our_steps(model, batch, config)  # its optimizer (and Adam state) is freed on return
     spec, weights = plain_spec(model), plain_weights(model, copy=True)
-    del model, optimizer
-    optimizer = plain_optimizer(weights)
-    plain = time_steps(lambda: plain_step(weights, spec, optimizer, batch), config)
+    del model
+    plain = time_plain_steps(weights, spec, batch, config)
     rows = [_step_row("ours", ours, config, plain), _step_row("plain", plain, config, plain)]
     return rows, check
+
+
+def time_our_steps(model, batch: dict, config: dict) -> dict:
+    optimizer = our_optimizer(model)
+    return time_steps(lambda: our_step(model, optimizer, batch), config)
+
+
+def time_plain_steps(weights: dict, spec, batch: dict, config: dict) -> dict:
+    optimizer = plain_optimizer(weights)
+    return time_steps(lambda: plain_step(weights, spec, optimizer, batch), config)
 
 
 def _step_row(name: str, result: dict, config: dict, plain: dict) -> dict:
     rate = config["batch"] / result["seconds"]
     return {
-        "step": name, "model": SIZES[config["size"]]["label"], "batch": config["batch"],
-        "timed steps": f"{config['repeat']} (+{config['warmup']} warm-up)", "s/step": f"{result['seconds']:.2f}",
-        "samples/s": f"{rate:.2f}", "vs plain": f"{plain['seconds'] / result['seconds']:.2f}x",
+        "step": name,
+        "model": SIZES[config["size"]]["label"],
+        "batch": config["batch"],
+        "timed steps": f"{config['repeat']} (+{config['warmup']} warm-up)",
+        "s/step": f"{result['seconds']:.2f}",
+        "samples/s": f"{rate:.2f}",
+        "vs plain": f"{plain['seconds'] / result['seconds']:.2f}x",
         "peak MB over weights": f"{result['extra_mb']:,.0f}",
         "memory vs plain": f"{result['extra_mb'] / plain['extra_mb']:.2f}x",
-        "seconds": result["seconds"], "samples_per_s": rate, "extra_mb": result["extra_mb"],
+        "seconds": result["seconds"],
+        "samples_per_s": rate,
+        "extra_mb": result["extra_mb"],
     }
 
 
@@ -197,7 +184,10 @@ def demo_setup(extra_args: list) -> dict:
     order = list(EpochPermutationSampler(len(rows), args.seed))
     size = args.per_device_train_batch_size
     return {
-        "args": args, "model": model.train(), "rows": rows, "collator": MotionTextCollator(processor, train=True),
+        "args": args,
+        "model": model.train(),
+        "rows": rows,
+        "collator": MotionTextCollator(processor, train=True),
         "optimizer": torch.optim.Adam(param_groups(model, args)),
         "batches": [order[i : i + size] for i in range(0, len(order) - size + 1, size)],  # drop_last, as train.py
         # train.py's rule for --text_model auto
@@ -237,11 +227,21 @@ def bench_demo(config: dict) -> dict:
     profiled_us = sum(e.self_cpu_time_total for e in ops)
     top = sorted(ops, key=lambda e: e.self_cpu_time_total, reverse=True)[: config["top_ops"]]
     return {
-        "batch": len(batches[0]), "steps": config["demo_steps"], "phases": phases, "step_s": sum(phases.values()),
+        "batch": len(batches[0]),
+        "steps": config["demo_steps"],
+        "phases": phases,
+        "step_s": sum(phases.values()),
         "parameters": sum(p.numel() for p in demo["model"].parameters()),
         "model": f"{demo['args'].motion_backbone} {demo['args'].motion_backbone_kwargs} + {demo['text_model']} text model",
-        "top_ops": [{"op": e.key, "calls": e.count, "self ms": f"{e.self_cpu_time_total / 1e3:,.1f}",
-                     "% of profiled step": f"{100 * e.self_cpu_time_total / profiled_us:.1f}"} for e in top],
+        "top_ops": [
+            {
+                "op": e.key,
+                "calls": e.count,
+                "self ms": f"{e.self_cpu_time_total / 1e3:,.1f}",
+                "% of profiled step": f"{100 * e.self_cpu_time_total / profiled_us:.1f}",
+            }
+            for e in top
+        ],
     }
 
 
@@ -260,23 +260,44 @@ def main(argv=None) -> dict:
     rows, check = bench_paper_step(config)
     demo = bench_demo(config)
     ours, plain = rows
-    verdicts = {"no_slower": ours["seconds"] <= plain["seconds"], "no_more_memory": ours["extra_mb"] <= plain["extra_mb"]}
+    verdicts = {
+        "no_slower": ours["seconds"] <= plain["seconds"],
+        "no_more_memory": ours["extra_mb"] <= plain["extra_mb"],
+    }
     table = tables(rows, demo)
     notes = describe(rows, check, demo, verdicts, config) + "\n" + load_note(started)
     print(f"\n{table}\n\n{notes}")
     if not args.no_write:
         title = "Training step: MotionTextModel + global_contrastive_loss + Adam vs a plain PyTorch step"
         append_results(title, table, notes)
-    return {"rows": rows, "check": check, "demo": demo, "verdicts": verdicts, "table": table, "notes": notes,
-            "check_passed": check["loss_diff"] < CHECK_TOLERANCE and check["loss_after_diff"] < CHECK_TOLERANCE}
+    return {
+        "rows": rows,
+        "check": check,
+        "demo": demo,
+        "verdicts": verdicts,
+        "table": table,
+        "notes": notes,
+        "check_passed": check["loss_diff"] < CHECK_TOLERANCE and check["loss_after_diff"] < CHECK_TOLERANCE,
+    }
 
 
 def tables(rows: list, demo: dict) -> str:
-    step_columns = ["step", "model", "batch", "timed steps", "s/step", "samples/s", "vs plain",
-                    "peak MB over weights", "memory vs plain"]
+    step_columns = [
+        "step",
+        "model",
+        "batch",
+        "timed steps",
+        "s/step",
+        "samples/s",
+        "vs plain",
+        "peak MB over weights",
+        "memory vs plain",
+    ]
     total = demo["step_s"]
-    phase_rows = [{"phase": phase, "ms/step": f"{1e3 * s:,.1f}", "% of step": f"{100 * s / total:.1f}"}
-                  for phase, s in demo["phases"].items()]
+    phase_rows = [
+        {"phase": phase, "ms/step": f"{1e3 * s:,.1f}", "% of step": f"{100 * s / total:.1f}"}
+        for phase, s in demo["phases"].items()
+    ]
     phase_rows.append({"phase": "total", "ms/step": f"{1e3 * total:,.1f}", "% of step": "100.0"})
     return (
         f"one training step, train mode, CPU\n{format_table(rows, step_columns)}\n\n"
@@ -292,35 +313,37 @@ def describe(rows, check, demo, verdicts, config) -> str:
     step_s, low, high = demo["step_s"], *LEAD_DEMO_WALL_S
     derived = LEAD_DEMO_STEPS * step_s
     collate_share = demo["phases"]["fetch rows"] + demo["phases"]["collate"]
-    return "\n".join([
-        f"- Target, no slower than the plain step: {'met' if verdicts['no_slower'] else 'not met'} "
-        f"(ours {ours['s/step']} s/step vs plain {plain['s/step']} s/step, {ours['vs plain']} the plain speed).",
-        f"- Target, no more memory than the plain step: {'met' if verdicts['no_more_memory'] else 'not met'} "
-        f"(ours {ours['peak MB over weights']} MB vs plain {plain['peak MB over weights']} MB over the loaded weights, "
-        f"{ours['memory vs plain']}).",
-        f"- Same computation: with the same weights and batch of {config['check_batch']} and dropout off, loss ours "
-        f"{check['loss_ours']:.6f} vs plain {check['loss_plain']:.6f} (diff {check['loss_diff']:.1e}); after one Adam step "
-        f"each, {check['loss_after_ours']:.6f} vs {check['loss_after_plain']:.6f} (diff {check['loss_after_diff']:.1e}).",
-        "- Ours: `model(**batch)` -> `global_contrastive_loss(out.motion_embeds, out.text_embeds, model.logit_scale)` -> "
-        "`backward()` -> `Adam(train.param_groups(...))` step (text 1e-5, motion 1e-4, heads 1e-3) -> `zero_grad()`. "
-        "Plain: benchmarks/inference.py's plain forward over a copy of the weights (explicit attention, dropout at the "
-        "same places), normalise, `exp(logit_scale) * text @ motion.T`, mean of the two cross-entropies, `backward()`, "
-        "`torch.optim.Adam` over the same three groups. Random weights; random motion images; word-level captions.",
-        "- s/step: best of the timed steps (wall time). Peak MB over weights: peak RSS during warm-up and timed steps "
-        "minus RSS before them (peak mark reset, freed heap trimmed), i.e. gradients + Adam state + activations; "
-        "each step ran with only its own copy of the weights in memory.",
-        f"- Demo step: train.py's own `build_model_and_processor` on `load_demo_dataset(64, 16, 16)` (via train.py's "
-        f"`load_data`), rows through `EpochSeededRows` and `MotionTextCollator(train=True)` as the DataLoader does "
-        f"(in the main process, as train.py runs it with no workers). Collation (fetch + collate) is "
-        f"{100 * collate_share / step_s:.1f}% of the step; {demo['batch'] / step_s:.1f} samples/s "
-        f"({demo['batch'] / (step_s - collate_share):.1f} without collation). The profiled step carries profiler overhead; "
-        "its operator shares are what matters.",
-        f"- Demo run wall time: 7 min 7 s - 7 min 21 s for `accelerate launch training/train.py` ({LEAD_DEMO_STEPS} "
-        "steps, 1200/150/150 motions, validation every epoch), measured by the lead on 2026-11-21, not by this script. "
-        f"Derived here: {LEAD_DEMO_STEPS} x this script's {step_s:.2f} s/step = {derived:.0f} s, i.e. "
-        f"{100 * derived / high:.0f}-{100 * derived / low:.0f}% of that wall time would be training steps; the rest "
-        "(data generation, validation, test, saving) is not measured here.",
-    ])
+    return "\n".join(
+        [
+            f"- Target, no slower than the plain step: {'met' if verdicts['no_slower'] else 'not met'} "
+            f"(ours {ours['s/step']} s/step vs plain {plain['s/step']} s/step, {ours['vs plain']} the plain speed).",
+            f"- Target, no more memory than the plain step: {'met' if verdicts['no_more_memory'] else 'not met'} "
+            f"(ours {ours['peak MB over weights']} MB vs plain {plain['peak MB over weights']} MB over the loaded weights, "
+            f"{ours['memory vs plain']}).",
+            f"- Same computation: with the same weights and batch of {config['check_batch']} and dropout off, loss ours "
+            f"{check['loss_ours']:.6f} vs plain {check['loss_plain']:.6f} (diff {check['loss_diff']:.1e}); after one Adam step "
+            f"each, {check['loss_after_ours']:.6f} vs {check['loss_after_plain']:.6f} (diff {check['loss_after_diff']:.1e}).",
+            "- Ours: `model(**batch)` -> `global_contrastive_loss(out.motion_embeds, out.text_embeds, model.logit_scale)` -> "
+            "`backward()` -> `Adam(train.param_groups(...))` step (text 1e-5, motion 1e-4, heads 1e-3) -> `zero_grad()`. "
+            "Plain: benchmarks/plain_networks.py's plain forward over a copy of the weights (explicit attention, dropout at the "
+            "same places), normalise, `exp(logit_scale) * text @ motion.T`, mean of the two cross-entropies, `backward()`, "
+            "`torch.optim.Adam` over the same three groups. Random weights; random motion images; word-level captions.",
+            "- s/step: best of the timed steps (wall time). Peak MB over weights: peak RSS during warm-up and timed steps "
+            "minus RSS before them (peak mark reset, freed heap trimmed), i.e. gradients + Adam state + activations; "
+            "each step ran with only its own copy of the weights in memory.",
+            f"- Demo step: train.py's own `build_model_and_processor` on `load_demo_dataset(64, 16, 16)` (via train.py's "
+            f"`load_data`), rows through `EpochSeededRows` and `MotionTextCollator(train=True)` as the DataLoader does "
+            f"(in the main process, as train.py runs it with no workers). Collation (fetch + collate) is "
+            f"{100 * collate_share / step_s:.1f}% of the step; {demo['batch'] / step_s:.1f} samples/s "
+            f"({demo['batch'] / (step_s - collate_share):.1f} without collation). The profiled step carries profiler overhead; "
+            "its operator shares are what matters.",
+            f"- Demo run wall time: 7 min 7 s - 7 min 21 s for `accelerate launch training/train.py` ({LEAD_DEMO_STEPS} "
+            "steps, 1200/150/150 motions, validation every epoch), measured by the lead on 2026-11-21, not by this script. "
+            f"Derived here: {LEAD_DEMO_STEPS} x this script's {step_s:.2f} s/step = {derived:.0f} s, i.e. "
+            f"{100 * derived / high:.0f}-{100 * derived / low:.0f}% of that wall time would be training steps; the rest "
+            "(data generation, validation, test, saving) is not measured here.",
+        ]
+    )
 
 
 if __name__ == "__main__":

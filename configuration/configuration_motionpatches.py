@@ -38,7 +38,9 @@ def check_timm_backbone(backbone: str) -> None:
             f"Vision Transformer from timm modules {SUPPORTED_BACKBONE_MODULES}"
         )
     if _tag and get_pretrained_cfg(backbone) is None:
-        raise ValueError(f"motion_config.backbone={backbone!r}: timm has no pretrained tag {_tag!r} for {architecture!r}")
+        raise ValueError(
+            f"motion_config.backbone={backbone!r}: timm has no pretrained tag {_tag!r} for {architecture!r}"
+        )
 
 
 class MotionPatchesMotionConfig(PreTrainedConfig):
@@ -108,7 +110,16 @@ class MotionPatchesMotionConfig(PreTrainedConfig):
             )
         if self.pooling not in POOLING_MODES:
             raise ValueError(f"motion_config.pooling={self.pooling!r}; expected one of {POOLING_MODES}")
-        reserved = {"img_size", "patch_size", "num_classes", "global_pool", "pretrained", "in_chans", "num_joints", "num_frames"}
+        reserved = {
+            "img_size",
+            "patch_size",
+            "num_classes",
+            "global_pool",
+            "pretrained",
+            "in_chans",
+            "num_joints",
+            "num_frames",
+        }
         clashing = sorted(reserved & set(self.backbone_kwargs))
         if clashing:
             raise ValueError(

@@ -213,7 +213,9 @@ class MotionTextModel(MotionTextPreTrainedModel):
         motion_cfg = MotionPatchesMotionConfig(backbone=motion_backbone, **(motion_config or {}))
         text_model = AutoModel.from_pretrained(text_model_name_or_path, **(text_model_kwargs or {}))
         config = MotionPatchesConfig(motion_config=motion_cfg, text_config=text_model.config.to_dict(), **config_kwargs)
-        motion_model = create_motion_backbone(motion_cfg, pretrained=motion_pretrained, weights_file=motion_weights_file)
+        motion_model = create_motion_backbone(
+            motion_cfg, pretrained=motion_pretrained, weights_file=motion_weights_file
+        )
         return cls(config, motion_model=motion_model, text_model=text_model)
 
     # ----------------------------------------------------------------------------- features
@@ -289,7 +291,9 @@ class MotionTextModel(MotionTextPreTrainedModel):
         **kwargs,
     ) -> MotionTextOutput:
         if input_ids is None or motion_values is None:
-            raise ValueError("forward needs both input_ids and motion_values; use get_text_features/get_motion_features for one tower")
+            raise ValueError(
+                "forward needs both input_ids and motion_values; use get_text_features/get_motion_features for one tower"
+            )
         motion_outputs = self.get_motion_features(motion_values=motion_values, motion_lengths=motion_lengths)
         text_outputs = self.get_text_features(
             input_ids=input_ids,
@@ -316,7 +320,10 @@ class MotionTextModel(MotionTextPreTrainedModel):
     # ----------------------------------------------------------------------------- saving
     def save_pretrained(self, save_directory, *args, push_to_hub: bool = False, **kwargs):
         """`PreTrainedModel.save_pretrained`, plus this file's code for `trust_remote_code` (see `write_model_code`)."""
-        self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), "AutoModel": f"{Path(__file__).stem}.{type(self).__name__}"}
+        self.config.auto_map = {
+            **(getattr(self.config, "auto_map", None) or {}),
+            "AutoModel": f"{Path(__file__).stem}.{type(self).__name__}",
+        }
         hub_kwargs = {}
         if push_to_hub:
             hub_kwargs = {k: kwargs.pop(k) for k in ("repo_id", "commit_message", "private", "token") if k in kwargs}

@@ -60,7 +60,9 @@ def _prepare_inputs(
     if frame_mask is None:
         return joints, torch.ones(batch, frames, dtype=torch.bool, device=joints.device)
     if frame_mask.shape != (batch, frames) or frame_mask.dtype != torch.bool:
-        raise ValueError(f"frame_mask must be a bool tensor of shape {(batch, frames)}, got {frame_mask.dtype} {tuple(frame_mask.shape)}")
+        raise ValueError(
+            f"frame_mask must be a bool tensor of shape {(batch, frames)}, got {frame_mask.dtype} {tuple(frame_mask.shape)}"
+        )
     if not frame_mask.any(dim=1).all():
         raise ValueError("every row of frame_mask needs at least one real frame (attention over no keys is undefined)")
     return joints.masked_fill(~frame_mask[:, :, None, None], 0.0), frame_mask

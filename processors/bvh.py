@@ -1,8 +1,8 @@
 """BVH motion-capture files -> joint positions `(T, J, 3)` in metres with Y up.
 
-The parser and the forward kinematics are written here (no third-party BVH library), so that a
-saved checkpoint can read BVH files with nothing but numpy. The body chains of the rig come from
-its joint names, in `rig_chains.skeleton_from_bvh`.
+The parser is written here and the forward kinematics in `kinematics.py` (no third-party BVH
+library), so that a saved checkpoint can read BVH files with nothing but numpy. The body chains of
+the rig come from its joint names, in `rig_chains.skeleton_from_bvh`.
 
 Shipped with saved checkpoints as remote code: imports only numpy, the standard library and siblings.
 """
@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .kinematics import euler_rotations, forward_kinematics
 
 # (lowest, highest) rest-pose height along the up axis -> factor to metres; heights outside every
 # band are ambiguous and need an explicit `scale`. A human is 1-2 m tall, so each band is read as
@@ -209,7 +210,8 @@ def _parse_channels(reader: _Reader, name: str) -> tuple[tuple[str, int], ...]:
         line, token = reader.take(f"a channel name of joint {name!r}")
         if token.lower() not in _CHANNELS:
             raise reader.error(
-                line, f"unknown channel {token!r} in joint {name!r}; expected X/Y/Z followed by 'position' or 'rotation'"
+                line,
+                f"unknown channel {token!r} in joint {name!r}; expected X/Y/Z followed by 'position' or 'rotation'",
             )
         channels.append(_CHANNELS[token.lower()])
     if len(set(channels)) != len(channels):
@@ -257,7 +259,9 @@ def _parse_motion(reader: _Reader, num_channels: int) -> tuple[np.ndarray, float
         rows.append(tokens)
         row_lines.append(line)
     if len(rows) < num_frames:
-        raise reader.error(end_line, f"the file ends after {len(rows)} of the {num_frames} frames declared by 'Frames:'")
+        raise reader.error(
+            end_line, f"the file ends after {len(rows)} of the {num_frames} frames declared by 'Frames:'"
+        )
     return _frame_values(reader, rows, row_lines), frame_time
 
 
@@ -297,7 +301,7 @@ def _rest_pose(joints: list[_Joint], end_sites: list) -> tuple[np.ndarray, list[
 
 
 def _detect_up_axis(points: np.ndarray, parents: list[int]) -> str:
-    """"y" or "z": the axis along which the upper body is above the legs.
+    """ "y" or "z": the axis along which the upper body is above the legs.
 
     Below the first joint with several children (the pelvis, also under a floor-level reference
     root), the largest subtree is the upper body (spine, arms, head) and the others are the legs.
@@ -340,39 +344,20 @@ def _detect_scale(heights: np.ndarray, path: str, up: str) -> float:
     )
 
 
-def _axis_rotations(axis: int, degrees: np.ndarray) -> np.ndarray:
-    """`(T, 3, 3)` right-handed rotations about one axis."""
-    angle = np.deg2rad(degrees)
-    cos, sin = np.cos(angle), np.sin(angle)
-    a, b = [(1, 2), (2, 0), (0, 1)][axis]  # the plane the rotation turns: about X turns Y towards Z
-    out = np.zeros((len(angle), 3, 3))
-    out[:, axis, axis] = 1.0
-    out[:, a, a] = cos
-    out[:, a, b] = -sin
-    out[:, b, a] = sin
-    out[:, b, b] = cos
-    return out
-
-
 def _forward_kinematics(joints: list[_Joint], values: np.ndarray) -> np.ndarray:
-    """World positions `(T, J, 3)` in file units: vectorised over frames, one joint at a time."""
+    """World positions `(T, J, 3)` in file units, from each joint's channels and OFFSET."""
     num_frames = len(values)
-    world_rot = np.empty((len(joints), num_frames, 3, 3))
-    world_pos = np.empty((len(joints), num_frames, 3))
+    local_rotations = np.empty((len(joints), num_frames, 3, 3))
+    translations = np.empty((len(joints), num_frames, 3))
     for j, joint in enumerate(joints):
-        translation = np.tile(np.asarray(joint.offset, dtype=np.float64), (num_frames, 1))
-        rotation = np.broadcast_to(np.eye(3), (num_frames, 3, 3))
+        translations[j] = joint.offset
+        order, rotation_columns = "", []
         for k, (kind, axis) in enumerate(joint.channels):
-            column = values[:, joint.first_channel + k]
+            column = joint.first_channel + k
             if kind == "position":
-                translation[:, axis] = column
+                translations[j, :, axis] = values[:, column]
             else:
-                rotation = rotation @ _axis_rotations(axis, column)
-        if joint.parent < 0:
-            world_rot[j] = rotation
-            world_pos[j] = translation
-        else:
-            parent_rot = world_rot[joint.parent]
-            world_rot[j] = parent_rot @ rotation
-            world_pos[j] = world_pos[joint.parent] + np.einsum("tij,tj->ti", parent_rot, translation)
-    return world_pos.transpose(1, 0, 2)
+                order += "xyz"[axis]
+                rotation_columns.append(column)
+        local_rotations[j] = euler_rotations(values[:, rotation_columns], order)
+    return forward_kinematics([joint.parent for joint in joints], local_rotations, translations)

@@ -298,22 +298,24 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
             raise ValueError("mean and std must be given together")
         if mean is None:
             self._mean = self._std = None
-            self._patch_matrices = self._fold_statistics(np.zeros((self._skeleton.num_joints, 3)), np.ones((self._skeleton.num_joints, 3)))
+            self._patch_matrices = self._fold_statistics(
+                np.zeros((self._skeleton.num_joints, 3)), np.ones((self._skeleton.num_joints, 3))
+            )
             return
         expected = (self._skeleton.num_joints, 3)
         arrays = []
         for label, value in (("mean", mean), ("std", std)):
             array = np.asarray(value, dtype=np.float64)
             if array.shape != expected:
-                raise ValueError(
-                    f"{label} has shape {array.shape}; skeleton {self._skeleton.name!r} needs {expected}"
-                )
+                raise ValueError(f"{label} has shape {array.shape}; skeleton {self._skeleton.name!r} needs {expected}")
             if not np.isfinite(array).all():
                 raise ValueError(f"{label} contains NaN or inf")
             arrays.append(array.astype(np.float32))
         if (arrays[1] <= 0).any():
             joint = int(np.argwhere(arrays[1] <= 0)[0, 0])
-            raise ValueError(f"std must be positive; joint {joint} ({self._skeleton.joint_names[joint]}) has {arrays[1][joint]}")
+            raise ValueError(
+                f"std must be positive; joint {joint} ({self._skeleton.joint_names[joint]}) has {arrays[1][joint]}"
+            )
         self._mean, self._std = arrays
         self._patch_matrices = self._fold_statistics(self._mean, self._std)
 

@@ -36,7 +36,9 @@ class MotionPatchProcessor(ProcessorMixin):
                 f"preprocessing options {sorted(preprocessing)} are only used when no feature_extractor is given"
             )
         if tokenizer is None:
-            raise ValueError("MotionPatchProcessor needs the text tower's tokenizer: MotionPatchProcessor(tokenizer=...)")
+            raise ValueError(
+                "MotionPatchProcessor needs the text tower's tokenizer: MotionPatchProcessor(tokenizer=...)"
+            )
         super().__init__(feature_extractor, tokenizer)
 
     def __call__(

@@ -14,6 +14,7 @@ from typing import NamedTuple
 from .bvh import BvhMotion
 from .skeletons import CANONICAL_PART_ORDER, Skeleton
 
+
 class _Role(NamedTuple):
     side: str | None  # "left", "right" or None (torso)
     limb: str  # "torso", "arm" or "leg"
@@ -33,9 +34,35 @@ _TORSO_WORDS = {
     3: {"head", "skull"},
 }
 _LIMB_WORDS = {
-    "shoulder", "clavicle", "collar", "scapula", "arm", "humerus", "elbow", "hand", "wrist", "palm",
-    "thigh", "femur", "leg", "knee", "shin", "calf", "tibia", "foot", "ankle", "toe", "toes", "ball",
-    "up", "upper", "low", "lower", "fore", "joint", "base",
+    "shoulder",
+    "clavicle",
+    "collar",
+    "scapula",
+    "arm",
+    "humerus",
+    "elbow",
+    "hand",
+    "wrist",
+    "palm",
+    "thigh",
+    "femur",
+    "leg",
+    "knee",
+    "shin",
+    "calf",
+    "tibia",
+    "foot",
+    "ankle",
+    "toe",
+    "toes",
+    "ball",
+    "up",
+    "upper",
+    "low",
+    "lower",
+    "fore",
+    "joint",
+    "base",
 }
 # words that glued names ("lefthand", "lhip", "upperarm") are split into
 _VOCABULARY = frozenset(_SIDES) | _HELPER_WORDS | _FINGER_WORDS | _LIMB_WORDS | set().union(*_TORSO_WORDS.values())
@@ -216,7 +243,9 @@ class _NamedChains:
         self.roles = roles
 
     def members(self, side: str | None, limb: str) -> list[int]:
-        found = [(role.rank, j) for j, role in enumerate(self.roles) if role and role.limb == limb and role.side == side]
+        found = [
+            (role.rank, j) for j, role in enumerate(self.roles) if role and role.limb == limb and role.side == side
+        ]
         return [j for _, j in sorted(found)]
 
     def torso(self, ends: dict) -> tuple[int, ...]:
@@ -271,6 +300,8 @@ def _mapped_chains(names: tuple[str, ...], mapping: dict) -> dict[str, tuple[int
             elif isinstance(joint, int) and not isinstance(joint, bool) and 0 <= joint < len(names):
                 chain.append(joint)
             else:
-                raise ValueError(f"mapping[{part!r}] names joint {joint!r}, which is not among the joints {list(names)}")
+                raise ValueError(
+                    f"mapping[{part!r}] names joint {joint!r}, which is not among the joints {list(names)}"
+                )
         chains[part] = tuple(chain)
     return chains

@@ -26,7 +26,7 @@ except ImportError:
 else:
     raise SystemExit("the repository is importable: the test would prove nothing")
 
-from transformers import AutoConfig, AutoModel, AutoProcessor
+from transformers import AutoConfig, AutoModel, AutoProcessor  # noqa: E402  (after the guard above)
 
 folder, motion_path, out_path, texts = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 config = AutoConfig.from_pretrained(folder, trust_remote_code=True)

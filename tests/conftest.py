@@ -17,7 +17,9 @@ _connect = socket.socket.connect
 
 def _local_only_connect(sock, address):
     host = address[0] if isinstance(address, tuple) else address
-    if isinstance(host, str) and (host.startswith("127.") or host in ("localhost", "::1") or sock.family == socket.AF_UNIX):
+    if isinstance(host, str) and (
+        host.startswith("127.") or host in ("localhost", "::1") or sock.family == socket.AF_UNIX
+    ):
         return _connect(sock, address)
     raise RuntimeError(f"tests must not use the network (tried to connect to {address})")
 
@@ -53,14 +55,84 @@ def tokenizer():
     return build_word_tokenizer(CAPTIONS)
 
 
+@pytest.fixture
+def stick_skeleton_file(tmp_path):
+    """A 7-joint custom skeleton as the JSON file users write (joint names, five chains, frame rate)."""
+    skeleton = {
+        "name": "stick",
+        "fps": 30,
+        "joint_names": ["hip", "chest", "head", "l_hand", "r_hand", "l_foot", "r_foot"],
+        "chains": {
+            "torso": ["hip", "chest", "head"],
+            "left_arm": ["chest", "l_hand"],
+            "right_arm": ["chest", "r_hand"],
+            "left_leg": ["hip", "l_foot"],
+            "right_leg": ["hip", "r_foot"],
+        },
+    }
+    path = tmp_path / "stick.json"
+    path.write_text(json.dumps(skeleton))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """`tiny_model(texts, num_frames=224, seed=0, **config)` -> (model in eval mode, processor): a random
+    2-layer model of width 32 whose tokenizer knows the words of `texts`, built offline in well under a second."""
+    import torch
+
+    from motionpatches import MotionPatchProcessor, MotionTextModel
+    from motionpatches.tiny import build_word_tokenizer, tiny_config
+
+    def build(texts, num_frames=224, seed=0, **config):
+        tokenizer = build_word_tokenizer(texts)
+        motion_config = {"num_frames": num_frames, **config.pop("motion_config", {})}
+        torch.manual_seed(seed)
+        model = MotionTextModel(tiny_config(len(tokenizer), motion_config=motion_config, **config)).eval()
+        return model, MotionPatchProcessor(tokenizer=tokenizer, skeleton="humanml3d", num_frames=num_frames)
+
+    return build
+
+
+def _offline_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", **extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def offline_env():
+    """Environment for the subprocesses tests start: the installed package, offline Hub, no PYTHONPATH."""
+    return _offline_env()
+
+
+@pytest.fixture(scope="session")
+def run_python(offline_env):
+    """`run_python(*args, cwd=None, timeout=600)`: `python *args` in a subprocess; fails the test on a non-zero exit."""
+
+    def run(*args, cwd=None, timeout=600):
+        proc = subprocess.run(
+            [sys.executable, *map(str, args)], env=offline_env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+        )
+        assert proc.returncode == 0, (
+            f"python {' '.join(map(str, args))} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+        )
+        return proc
+
+    return run
+
+
 def _run_clean_load(folder, motion_path, out_path, texts, workdir):
     """Run tests/clean_load.py isolated from this repository (and from PYTHONPATH and user site)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(workdir / "modules"), PYTHONNOUSERSITE="1")
+    env = _offline_env(HF_MODULES_CACHE=str(workdir / "modules"), PYTHONNOUSERSITE="1")
     script = os.path.join(os.path.dirname(__file__), "clean_load.py")
     proc = subprocess.run(
         [sys.executable, "-I", script, str(folder), str(motion_path), str(out_path), json.dumps(texts)],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=300,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return np.load(out_path)

@@ -1,7 +1,6 @@
 """Run by tests/test_training.py under `accelerate launch --num_processes 2`: one training step's loss and
 gradients when each process holds half of a fixed global batch. Writes rank 0's results to argv[1]."""
 
-import os
 import sys
 
 import safetensors.torch

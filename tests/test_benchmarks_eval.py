@@ -1,11 +1,16 @@
-"""Smoke tests of the preprocessing and evaluation benchmarks: what they time must be right; how fast is not tested."""
+"""Smoke tests of the preprocessing and retrieval-metrics benchmarks: what they time must be right; how fast is not tested."""
 
 import math
+import os
+import re
+import subprocess
+import sys
+import types
 
 import numpy as np
 import pytest
 
-from benchmarks import evaluation, preprocessing, results
+from benchmarks import preprocessing, results, retrieval_metrics
 from motionpatches.processors.feature_extraction_motionpatches import MotionPatchFeatureExtractor
 
 
@@ -47,10 +52,10 @@ def test_reference_loop_crops_after_processing_every_frame():
     np.testing.assert_allclose(extractor([motion])["motion_values"][0], reference, atol=1e-5)
 
 
-def test_evaluation_quick_matches_reference(results_file_unchanged):
-    out = evaluation.main(["--quick", "--no-write"])
+def test_retrieval_metrics_quick_matches_reference(results_file_unchanged):
+    out = retrieval_metrics.main(["--quick", "--no-write"])
     rows = out["rows"]
-    assert [row["n"] for row in rows] == list(evaluation.QUICK["ns"])
+    assert [row["n"] for row in rows] == list(retrieval_metrics.QUICK["ns"])
     measured = [row for row in rows if not row["extrapolated"]]
     extrapolated = [row for row in rows if row["extrapolated"]]
     assert measured and extrapolated
@@ -69,18 +74,18 @@ def test_reference_ranks_on_a_hand_made_case():
     text = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], dtype=np.float32)
     motion = np.array([[0.0, 1.0], [0.8, 0.6], [1.0, 0.0]], dtype=np.float32)
     captions = ["walk", "walk", "jump"]
-    t2m, m2t = evaluation.reference_ranks(text, motion, captions)
+    t2m, m2t = retrieval_metrics.reference_ranks(text, motion, captions)
     # similarities (rows texts, columns motions): [[0, .8, 1], [1, .6, 0], [.8, .96, .6]]; ranks are 0-based
     np.testing.assert_array_equal(t2m, [1, 0, 2])
     np.testing.assert_array_equal(m2t, [0, 1, 1])
-    metrics = evaluation.reference_metrics(t2m, m2t)
+    metrics = retrieval_metrics.reference_metrics(t2m, m2t)
     assert metrics["t2m/R@1"] == pytest.approx(100 / 3) and metrics["t2m/MedR"] == 2.0
     assert metrics["m2t/R@1"] == pytest.approx(100 / 3) and metrics["m2t/MedR"] == 2.0
 
 
 def test_power_law_fit_recovers_exponent():
     ns = [100, 1000, 10000]
-    a, b = evaluation.fit_power_law(ns, [3e-7 * n**2 for n in ns])
+    a, b = retrieval_metrics.fit_power_law(ns, [3e-7 * n**2 for n in ns])
     assert b == pytest.approx(2.0) and a == pytest.approx(3e-7)
 
 
@@ -108,11 +113,51 @@ def test_measure_and_memory_helpers():
 
 
 def test_compare_flags_a_wrong_rank_that_is_no_near_tie():
-    text, motion, captions = evaluation.make_data(300, seed=3)
-    metrics = evaluation.retrieval_metrics(text, motion, "all", captions=captions)
-    t2m, m2t = evaluation.reference_ranks(text, motion, captions)
-    assert evaluation.compare(text, motion, captions, metrics, (t2m, m2t))["equal"]
+    text, motion, captions = retrieval_metrics.make_data(300, seed=3)
+    metrics = retrieval_metrics.retrieval_metrics(text, motion, "all", captions=captions)
+    t2m, m2t = retrieval_metrics.reference_ranks(text, motion, captions)
+    assert retrieval_metrics.compare(text, motion, captions, metrics, (t2m, m2t))["equal"]
     t2m[7] += 5
-    check = evaluation.compare(text, motion, captions, metrics, (t2m, m2t))
+    check = retrieval_metrics.compare(text, motion, captions, metrics, (t2m, m2t))
     assert not check["equal"] and check["rank_mismatches"] == 1
     assert not check["mismatches_are_near_ties"]
+
+
+def test_command_names_the_module_run_with_dash_m(monkeypatch):
+    """`python -m benchmarks.<name>` sets `sys.argv[0]` to the file's path; the record must say `-m <module>`."""
+    main = types.ModuleType("__main__")
+    main.__spec__ = types.SimpleNamespace(name="benchmarks.preprocessing")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setattr(
+        sys, "argv", [str(results.REPO_ROOT / "benchmarks" / "preprocessing.py"), "--quick", "--seed", "3"]
+    )
+    assert results._command() == "python -m benchmarks.preprocessing --quick --seed 3"
+
+
+def test_command_of_a_script_in_the_repository(monkeypatch):
+    """Without a module spec (a script, or a test runner's entry point) the path is given relative to the repository."""
+    main = types.ModuleType("__main__")
+    main.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setattr(sys, "argv", [str(results.REPO_ROOT / "training" / "train.py"), "--demo_sizes", "64,16,16"])
+    assert results._command() == "python training/train.py --demo_sizes 64,16,16"
+    monkeypatch.setattr(sys, "argv", ["/usr/bin/some-tool", "-q", "a b"])
+    assert results._command() == "python /usr/bin/some-tool -q 'a b'"
+
+
+@pytest.mark.slow
+def test_preprocessing_runs_as_a_module_from_the_repository_root(results_file_unchanged):
+    """The documented command, in a fresh interpreter: nothing but the working directory makes `benchmarks` importable."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.preprocessing", "--quick", "--no-write"],
+        cwd=results.REPO_ROOT,
+        env={key: value for key, value in os.environ.items() if key != "PYTHONPATH"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "max abs diff, ours vs reference loop" in completed.stdout
+    table_header = next(line for line in completed.stdout.splitlines() if line.lstrip().startswith("batch"))
+    assert re.split(r"\s{2,}", table_header.strip())[1:3] == ["ours motions/s", "reference motions/s"]
+    assert "target >= 100x the per-frame loop" in completed.stdout

@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from benchmarks import inference, scale_out
-from benchmarks import training as training_benchmark
+from benchmarks import inference, models, plain_networks, scale_out, training_step
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +13,7 @@ def inference_result():
 
 @pytest.fixture(scope="module")
 def training_result():
-    return training_benchmark.main(["--quick", "--no-write"])
+    return training_step.main(["--quick", "--no-write"])
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +21,8 @@ def scale_out_result():
     return scale_out.main(["--quick", "--no-write"])
 
 
+# the quick inference run (the module fixture) takes ~17 s on 2 cores; both tests that use it are slow
+@pytest.mark.slow
 def test_plain_forward_matches_our_embeddings(inference_result):
     check = inference_result["checks"]["quick"]
     assert check["motion_fp32"] < 1e-4
@@ -31,16 +32,17 @@ def test_plain_forward_matches_our_embeddings(inference_result):
 
 def test_plain_forward_comparison_can_detect_a_difference():
     """The equality check compares two computations, not one with itself: a changed weight shows up."""
-    model = inference.build_model("quick")
-    spec, weights = inference.plain_spec(model), inference.plain_weights(model, copy=True)
+    model = models.build_model("quick")
+    spec, weights = plain_networks.plain_spec(model), plain_networks.plain_weights(model, copy=True)
     with torch.no_grad():
         weights["motion_model.blocks.1.mlp.fc2.weight"].mul_(1.5)
         weights["text_model.transformer.layer.1.ffn.lin2.weight"].mul_(1.5)
-    diffs = inference.check_plain_forward(model, weights, spec, inference.caption_tokenizer())
+    diffs = inference.check_plain_forward(model, weights, spec, models.caption_tokenizer())
     assert diffs["motion_fp32"] > 1e-3
     assert diffs["text_fp32"] > 1e-3
 
 
+@pytest.mark.slow
 def test_inference_rows_cover_every_configuration(inference_result):
     rows = inference_result["rows"]
     configurations = {(row["tower"], row["batch"], row["dtype"]) for row in rows}
@@ -62,7 +64,7 @@ def test_plain_step_loss_equals_ours(training_result):
 
 def test_demo_breakdown_adds_up(training_result):
     demo = training_result["demo"]
-    assert set(demo["phases"]) == set(training_benchmark.PHASES)
+    assert set(demo["phases"]) == set(training_step.PHASES)
     assert demo["step_s"] == pytest.approx(sum(demo["phases"].values()))
     assert demo["batch"] == 8 and demo["top_ops"]
 
@@ -80,5 +82,7 @@ def test_epoch_costs_follow_from_the_measured_costs(scale_out_result):
     steps = 23_384 // 32
     cpu_row = next(r for r in scale_out_result["epochs"] if r["corpus"] == "HumanML3D train" and "CPU" in r["setting"])
     assert cpu_row["epoch_s"] == pytest.approx(steps * (32 * cpu["per_sample_s"] + cpu["adam_s"]))
-    gpu_row = next(r for r in scale_out_result["epochs"] if r["corpus"] == "10x corpus" and r["setting"].startswith("1 GPU"))
+    gpu_row = next(
+        r for r in scale_out_result["epochs"] if r["corpus"] == "10x corpus" and r["setting"].startswith("1 GPU")
+    )
     assert gpu_row["epoch_s"] == pytest.approx(233_840 // 32 * 32 / 2000.0)

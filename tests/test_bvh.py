@@ -110,7 +110,9 @@ def test_channel_order_sets_the_rotation_order(tmp_path, channels, values, expec
 
 def test_position_channels_replace_only_their_offset_components_on_any_joint(tmp_path):
     text = TINY_CHAIN.replace("OFFSET 5 5 5", "OFFSET 5 6 7")
-    text = text.replace("CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation", "CHANNELS 1 Yposition")
+    text = text.replace(
+        "CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation", "CHANNELS 1 Yposition"
+    )
     text = text.replace(
         "OFFSET 1 0 0\n    CHANNELS 3 Zrotation Xrotation Yrotation",
         "OFFSET 1 0 0\n    CHANNELS 3 Xposition Yposition Zposition",
@@ -166,7 +168,11 @@ def cmu_rig():
 
     def arm(s, side, sign):
         hand_children = [
-            (f"{side}FingerBase", (sign * 0.7, 0, 0), [(f"{side}HandIndex1", (sign * 0.6, 0, 0), [("End Site", (sign * 0.5, 0, 0), [])])]),
+            (
+                f"{side}FingerBase",
+                (sign * 0.7, 0, 0),
+                [(f"{side}HandIndex1", (sign * 0.6, 0, 0), [("End Site", (sign * 0.5, 0, 0), [])])],
+            ),
             (f"{s}Thumb", (0, 0, 0), [("End Site", (sign * 0.5, 0, 0.5), [])]),
         ]
         forearm = (f"{side}ForeArm", (sign * 5.4, 0, 0), [(f"{side}Hand", (sign * 3.5, 0, 0), hand_children)])
@@ -182,8 +188,14 @@ def num_joints(rig):
     return 0 if rig[0] == "End Site" else 1 + sum(num_joints(child) for child in rig[2])
 
 
-def bvh_text(rig, frames, root_channels="Xposition Yposition Zposition Zrotation Xrotation Yrotation",
-             joint_channels="Zrotation Xrotation Yrotation", offset=lambda v: v, frame_time=1 / 30):
+def bvh_text(
+    rig,
+    frames,
+    root_channels="Xposition Yposition Zposition Zrotation Xrotation Yrotation",
+    joint_channels="Zrotation Xrotation Yrotation",
+    offset=lambda v: v,
+    frame_time=1 / 30,
+):
     lines = ["HIERARCHY"]
 
     def emit(node, depth, keyword):
@@ -250,13 +262,30 @@ def test_mixamo_rig_chains_skip_fingers_and_start_arms_at_the_spine_branch(tmp_p
 def test_cmu_rig_chains_and_cmu_units(tmp_path):
     rig = cmu_rig()
     frames = random_frames(rig, root_height=17.0)
-    motion = load_bvh(write(tmp_path, bvh_text(rig, frames, "Xposition Yposition Zposition Zrotation Yrotation Xrotation", "Zrotation Yrotation Xrotation")))
+    motion = load_bvh(
+        write(
+            tmp_path,
+            bvh_text(
+                rig,
+                frames,
+                "Xposition Yposition Zposition Zrotation Yrotation Xrotation",
+                "Zrotation Yrotation Xrotation",
+            ),
+        )
+    )
     assert motion.scale == pytest.approx(0.0254 / 0.45) and motion.up_axis == "y"
     assert 0.8 < motion.positions[0, 0, 1] < 1.1  # hips ~17 CMU units above the origin
     chains = skeleton_from_bvh(motion).chains
     assert names_of(motion, chains["torso"]) == ["Hips", "LowerBack", "Spine", "Spine1", "Neck", "Neck1", "Head"]
     assert names_of(motion, chains["left_arm"]) == ["Spine1", "LeftShoulder", "LeftArm", "LeftForeArm", "LeftHand"]
-    assert names_of(motion, chains["right_leg"]) == ["Hips", "RHipJoint", "RightUpLeg", "RightLeg", "RightFoot", "RightToeBase"]
+    assert names_of(motion, chains["right_leg"]) == [
+        "Hips",
+        "RHipJoint",
+        "RightUpLeg",
+        "RightLeg",
+        "RightFoot",
+        "RightToeBase",
+    ]
     assert chains_from_joint_names(motion.joint_names) == chains
 
 
@@ -273,45 +302,166 @@ def test_smpl_names_give_the_humanml3d_preset_chains(parents):
     "names, expected",
     [
         (  # 3ds Max Biped: prefix with a space, helpers ending in "Nub"
-            ["Bip01", "Bip01 Pelvis", "Bip01 Spine", "Bip01 Spine1", "Bip01 Neck", "Bip01 Head", "Bip01 HeadNub",
-             "Bip01 L Clavicle", "Bip01 L UpperArm", "Bip01 L Forearm", "Bip01 L Hand", "Bip01 L Finger0",
-             "Bip01 R Clavicle", "Bip01 R UpperArm", "Bip01 R Forearm", "Bip01 R Hand",
-             "Bip01 L Thigh", "Bip01 L Calf", "Bip01 L Foot", "Bip01 L Toe0", "Bip01 L Toe0Nub",
-             "Bip01 R Thigh", "Bip01 R Calf", "Bip01 R Foot", "Bip01 R Toe0"],
-            {"torso": ["Bip01 Pelvis", "Bip01 Spine", "Bip01 Spine1", "Bip01 Neck", "Bip01 Head"],
-             "left_arm": ["Bip01 Spine1", "Bip01 L Clavicle", "Bip01 L UpperArm", "Bip01 L Forearm", "Bip01 L Hand"],
-             "right_leg": ["Bip01 Pelvis", "Bip01 R Thigh", "Bip01 R Calf", "Bip01 R Foot", "Bip01 R Toe0"]},
+            [
+                "Bip01",
+                "Bip01 Pelvis",
+                "Bip01 Spine",
+                "Bip01 Spine1",
+                "Bip01 Neck",
+                "Bip01 Head",
+                "Bip01 HeadNub",
+                "Bip01 L Clavicle",
+                "Bip01 L UpperArm",
+                "Bip01 L Forearm",
+                "Bip01 L Hand",
+                "Bip01 L Finger0",
+                "Bip01 R Clavicle",
+                "Bip01 R UpperArm",
+                "Bip01 R Forearm",
+                "Bip01 R Hand",
+                "Bip01 L Thigh",
+                "Bip01 L Calf",
+                "Bip01 L Foot",
+                "Bip01 L Toe0",
+                "Bip01 L Toe0Nub",
+                "Bip01 R Thigh",
+                "Bip01 R Calf",
+                "Bip01 R Foot",
+                "Bip01 R Toe0",
+            ],
+            {
+                "torso": ["Bip01 Pelvis", "Bip01 Spine", "Bip01 Spine1", "Bip01 Neck", "Bip01 Head"],
+                "left_arm": ["Bip01 Spine1", "Bip01 L Clavicle", "Bip01 L UpperArm", "Bip01 L Forearm", "Bip01 L Hand"],
+                "right_leg": ["Bip01 Pelvis", "Bip01 R Thigh", "Bip01 R Calf", "Bip01 R Foot", "Bip01 R Toe0"],
+            },
         ),
         (  # lower-case with side prefixes, no toes
-            ["root", "pelvis", "spine", "chest", "neck", "head", "l_shoulder", "l_elbow", "l_wrist",
-             "r_shoulder", "r_elbow", "r_wrist", "L_Hip", "l_knee", "l_ankle", "R_Hip", "r_knee", "r_ankle"],
-            {"torso": ["pelvis", "spine", "chest", "neck", "head"],
-             "right_arm": ["chest", "r_shoulder", "r_elbow", "r_wrist"],
-             "left_leg": ["pelvis", "L_Hip", "l_knee", "l_ankle"]},
+            [
+                "root",
+                "pelvis",
+                "spine",
+                "chest",
+                "neck",
+                "head",
+                "l_shoulder",
+                "l_elbow",
+                "l_wrist",
+                "r_shoulder",
+                "r_elbow",
+                "r_wrist",
+                "L_Hip",
+                "l_knee",
+                "l_ankle",
+                "R_Hip",
+                "r_knee",
+                "r_ankle",
+            ],
+            {
+                "torso": ["pelvis", "spine", "chest", "neck", "head"],
+                "right_arm": ["chest", "r_shoulder", "r_elbow", "r_wrist"],
+                "left_leg": ["pelvis", "L_Hip", "l_knee", "l_ankle"],
+            },
         ),
         (  # MotionBuilder prefix, thigh / shin words
-            ["Character1_Hips", "Character1_Spine", "Character1_Neck", "Character1_Head",
-             "Character1_LeftShoulder", "Character1_LeftArm", "Character1_LeftForeArm", "Character1_LeftHand",
-             "Character1_RightShoulder", "Character1_RightArm", "Character1_RightForeArm", "Character1_RightHand",
-             "Character1_LeftThigh", "Character1_LeftShin", "Character1_LeftFoot", "Character1_LeftToe",
-             "Character1_RightThigh", "Character1_RightShin", "Character1_RightFoot", "Character1_RightToe"],
-            {"left_arm": ["Character1_Spine", "Character1_LeftShoulder", "Character1_LeftArm", "Character1_LeftForeArm", "Character1_LeftHand"],
-             "left_leg": ["Character1_Hips", "Character1_LeftThigh", "Character1_LeftShin", "Character1_LeftFoot", "Character1_LeftToe"]},
+            [
+                "Character1_Hips",
+                "Character1_Spine",
+                "Character1_Neck",
+                "Character1_Head",
+                "Character1_LeftShoulder",
+                "Character1_LeftArm",
+                "Character1_LeftForeArm",
+                "Character1_LeftHand",
+                "Character1_RightShoulder",
+                "Character1_RightArm",
+                "Character1_RightForeArm",
+                "Character1_RightHand",
+                "Character1_LeftThigh",
+                "Character1_LeftShin",
+                "Character1_LeftFoot",
+                "Character1_LeftToe",
+                "Character1_RightThigh",
+                "Character1_RightShin",
+                "Character1_RightFoot",
+                "Character1_RightToe",
+            ],
+            {
+                "left_arm": [
+                    "Character1_Spine",
+                    "Character1_LeftShoulder",
+                    "Character1_LeftArm",
+                    "Character1_LeftForeArm",
+                    "Character1_LeftHand",
+                ],
+                "left_leg": [
+                    "Character1_Hips",
+                    "Character1_LeftThigh",
+                    "Character1_LeftShin",
+                    "Character1_LeftFoot",
+                    "Character1_LeftToe",
+                ],
+            },
         ),
         (  # Unreal: side suffixes, twist helpers and fingers left out
-            ["root", "pelvis", "spine_01", "spine_02", "spine_03", "neck_01", "head", "clavicle_l", "upperarm_l",
-             "upperarm_twist_01_l", "lowerarm_l", "hand_l", "index_01_l", "clavicle_r", "upperarm_r", "lowerarm_r",
-             "hand_r", "thigh_l", "calf_l", "foot_l", "ball_l", "thigh_r", "calf_r", "foot_r", "ball_r"],
-            {"torso": ["pelvis", "spine_01", "spine_02", "spine_03", "neck_01", "head"],
-             "left_arm": ["spine_03", "clavicle_l", "upperarm_l", "lowerarm_l", "hand_l"],
-             "right_leg": ["pelvis", "thigh_r", "calf_r", "foot_r", "ball_r"]},
+            [
+                "root",
+                "pelvis",
+                "spine_01",
+                "spine_02",
+                "spine_03",
+                "neck_01",
+                "head",
+                "clavicle_l",
+                "upperarm_l",
+                "upperarm_twist_01_l",
+                "lowerarm_l",
+                "hand_l",
+                "index_01_l",
+                "clavicle_r",
+                "upperarm_r",
+                "lowerarm_r",
+                "hand_r",
+                "thigh_l",
+                "calf_l",
+                "foot_l",
+                "ball_l",
+                "thigh_r",
+                "calf_r",
+                "foot_r",
+                "ball_r",
+            ],
+            {
+                "torso": ["pelvis", "spine_01", "spine_02", "spine_03", "neck_01", "head"],
+                "left_arm": ["spine_03", "clavicle_l", "upperarm_l", "lowerarm_l", "hand_l"],
+                "right_leg": ["pelvis", "thigh_r", "calf_r", "foot_r", "ball_r"],
+            },
         ),
         (  # glued lower- and upper-case words
-            ["HIPS", "SPINE", "NECK", "HEAD", "lshoulder", "leftarm", "lforearm", "lefthand", "RSHOULDER", "RIGHTARM",
-             "RFOREARM", "RIGHTHAND", "lupleg", "lknee", "lfoot", "rupleg", "rknee", "rfoot"],
-            {"left_arm": ["SPINE", "lshoulder", "leftarm", "lforearm", "lefthand"],
-             "right_arm": ["SPINE", "RSHOULDER", "RIGHTARM", "RFOREARM", "RIGHTHAND"],
-             "left_leg": ["HIPS", "lupleg", "lknee", "lfoot"]},
+            [
+                "HIPS",
+                "SPINE",
+                "NECK",
+                "HEAD",
+                "lshoulder",
+                "leftarm",
+                "lforearm",
+                "lefthand",
+                "RSHOULDER",
+                "RIGHTARM",
+                "RFOREARM",
+                "RIGHTHAND",
+                "lupleg",
+                "lknee",
+                "lfoot",
+                "rupleg",
+                "rknee",
+                "rfoot",
+            ],
+            {
+                "left_arm": ["SPINE", "lshoulder", "leftarm", "lforearm", "lefthand"],
+                "right_arm": ["SPINE", "RSHOULDER", "RIGHTARM", "RFOREARM", "RIGHTHAND"],
+                "left_leg": ["HIPS", "lupleg", "lknee", "lfoot"],
+            },
         ),
     ],
 )
@@ -322,7 +472,19 @@ def test_common_naming_styles_from_names_alone(names, expected):
         assert names_of(names, chains[part]) == chain_names, part
 
 
-UNUSUAL_NAMES = ["jnt_a1", "jnt_a2", "jnt_a3", "jnt_b1", "jnt_b2", "jnt_c1", "jnt_c2", "jnt_d1", "jnt_d2", "jnt_e1", "jnt_e2"]
+UNUSUAL_NAMES = [
+    "jnt_a1",
+    "jnt_a2",
+    "jnt_a3",
+    "jnt_b1",
+    "jnt_b2",
+    "jnt_c1",
+    "jnt_c2",
+    "jnt_d1",
+    "jnt_d2",
+    "jnt_e1",
+    "jnt_e2",
+]
 UNUSUAL_PARENTS = [-1, 0, 1, 2, 3, 2, 5, 0, 7, 0, 9]
 
 
@@ -340,7 +502,13 @@ def test_unusual_names_fail_clearly_then_work_with_a_mapping():
         "right_leg": ["jnt_a1", "jnt_e1", "jnt_e2"],
     }
     chains = chains_from_joint_names(UNUSUAL_NAMES, UNUSUAL_PARENTS, mapping=mapping)
-    assert chains == {"torso": (0, 1, 2), "left_arm": (2, 3, 4), "right_arm": (2, 5, 6), "left_leg": (0, 7, 8), "right_leg": (0, 9, 10)}
+    assert chains == {
+        "torso": (0, 1, 2),
+        "left_arm": (2, 3, 4),
+        "right_arm": (2, 5, 6),
+        "left_leg": (0, 7, 8),
+        "right_leg": (0, 9, 10),
+    }
 
 
 def test_a_partial_mapping_fills_in_only_what_is_missing(tmp_path):
@@ -353,7 +521,13 @@ def test_a_partial_mapping_fills_in_only_what_is_missing(tmp_path):
     skeleton = skeleton_from_bvh(motion, mapping={"torso": torso}, name="custom")
     assert skeleton.name == "custom"
     assert names_of(motion, skeleton.chains["torso"]) == torso
-    assert names_of(motion, skeleton.chains["left_arm"]) == ["Spine2", "LeftShoulder", "LeftArm", "LeftForeArm", "LeftHand"]
+    assert names_of(motion, skeleton.chains["left_arm"]) == [
+        "Spine2",
+        "LeftShoulder",
+        "LeftArm",
+        "LeftForeArm",
+        "LeftHand",
+    ]
     with pytest.raises(ValueError, match="jnt_x"):
         skeleton_from_bvh(motion, mapping={"torso": ["Hips", "jnt_x"]})
     with pytest.raises(ValueError, match="unknown parts"):
@@ -417,7 +591,13 @@ def test_z_up_file_matches_its_y_up_twin(tmp_path):
     twin = frames.copy()
     twin[:, :3] = [z_up(p) for p in frames[:, :3]]
     twin[:, 3::3] = -frames[:, 3::3]
-    text = bvh_text(rig, twin, "Xposition Yposition Zposition Yrotation Xrotation Zrotation", "Yrotation Xrotation Zrotation", offset=z_up)
+    text = bvh_text(
+        rig,
+        twin,
+        "Xposition Yposition Zposition Yrotation Xrotation Zrotation",
+        "Yrotation Xrotation Zrotation",
+        offset=z_up,
+    )
     path = write(tmp_path, text, "z.bvh")
     motion = load_bvh(path)
     assert (motion.up_axis, y_up.up_axis) == ("z", "y")
@@ -468,7 +648,9 @@ def test_bad_keyword(tmp_path):
 
 
 def test_unknown_channel(tmp_path):
-    text = TINY_CHAIN.replace("CHANNELS 3 Zrotation Xrotation Yrotation\n    JOINT", "CHANNELS 3 Zrotation Xrot Yrotation\n    JOINT")
+    text = TINY_CHAIN.replace(
+        "CHANNELS 3 Zrotation Xrotation Yrotation\n    JOINT", "CHANNELS 3 Zrotation Xrot Yrotation\n    JOINT"
+    )
     assert_error(tmp_path, text, 9, "unknown channel 'Xrot'", "'mid'")
 
 

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from bvh_samples import bvh_text
 
 from motionpatches import MotionPatchFeatureExtractor
 from motionpatches.processors import load_bvh, skeleton_from_bvh
-
-from bvh_samples import bvh_text
 
 
 @pytest.fixture()
@@ -33,14 +32,26 @@ def test_bvh_rig_must_match_the_processor_skeleton(walk_bvh):
 
 
 def test_unusual_joint_names_need_a_mapping(tmp_path):
-    odd = {"Hips": "root_jnt", "LeftUpLeg": "jnt_a1", "LeftLeg": "jnt_a2", "LeftFoot": "jnt_a3", "LeftToeBase": "jnt_a4"}
+    odd = {
+        "Hips": "root_jnt",
+        "LeftUpLeg": "jnt_a1",
+        "LeftLeg": "jnt_a2",
+        "LeftFoot": "jnt_a3",
+        "LeftToeBase": "jnt_a4",
+    }
     path = tmp_path / "odd.bvh"
     path.write_text(bvh_text(rename=odd))
     bvh = load_bvh(path)
     with pytest.raises(ValueError, match="left_leg.*mapping"):
         skeleton_from_bvh(bvh)
     skeleton = skeleton_from_bvh(bvh, mapping={"left_leg": ["root_jnt", "jnt_a1", "jnt_a2", "jnt_a3", "jnt_a4"]})
-    assert [skeleton.joint_names[j] for j in skeleton.chains["left_leg"]] == ["root_jnt", "jnt_a1", "jnt_a2", "jnt_a3", "jnt_a4"]
+    assert [skeleton.joint_names[j] for j in skeleton.chains["left_leg"]] == [
+        "root_jnt",
+        "jnt_a1",
+        "jnt_a2",
+        "jnt_a3",
+        "jnt_a4",
+    ]
     assert MotionPatchFeatureExtractor(skeleton=skeleton)(str(path))["motion_values"].shape == (1, 3, 224, 80)
 
 
@@ -60,7 +71,13 @@ def test_bvh_folder_dataset(tmp_path):
     row = data["train"].with_format("numpy")[1]
     bvh = load_bvh(root / "new_joints" / "take1.bvh")
     times = np.arange(0, (40 - 1) / 30 + 1e-9, 1 / 20)
-    expected = np.stack([np.stack([np.interp(times, np.arange(40) / 30, bvh.positions[:, j, c]) for c in range(3)], -1) for j in range(21)], 1)
+    expected = np.stack(
+        [
+            np.stack([np.interp(times, np.arange(40) / 30, bvh.positions[:, j, c]) for c in range(3)], -1)
+            for j in range(21)
+        ],
+        1,
+    )
     np.testing.assert_allclose(row["motion"], expected, atol=1e-5)
     _, skeleton = load_named_dataset(str(root))
     assert skeleton == skeleton_from_bvh(load_bvh(root / "new_joints" / "take0.bvh")) and skeleton.num_joints == 21

@@ -3,8 +3,6 @@ converted, and checked against a forward pass and a preprocessing written indepe
 
 import json
 import os
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import cv2
@@ -18,9 +16,8 @@ from test_hub import fake_hub
 from transformers import AutoModel, AutoProcessor, DistilBertConfig, DistilBertModel
 
 from motionpatches.training.convert_authors_checkpoint import convert_checkpoint
+from motionpatches.training.convert_authors_checkpoint import main as convert_main
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(REPO, "training", "convert_authors_checkpoint.py")
 VIT_SIZE = {"embed_dim": 32, "depth": 2, "num_heads": 2}
 PROJECTION_DIM = 16
 TEXTS = ["a person walks forward", "someone jumps up and down"]
@@ -96,7 +93,12 @@ def authors(tmp_path_factory, tokenizer):
         np.save(folder / f"{dataset}_Std_raw.npy", std.reshape(-1))  # the flat (J*3,) form is accepted too
         stats[dataset] = (mean, std, str(folder / f"{dataset}_Mean_raw.npy"), str(folder / f"{dataset}_Std_raw.npy"))
     return SimpleNamespace(
-        folder=folder, checkpoint=checkpoint, state=state, text_source=str(text_source), stats=stats, bert_config=bert.config
+        folder=folder,
+        checkpoint=checkpoint,
+        state=state,
+        text_source=str(text_source),
+        stats=stats,
+        bert_config=bert.config,
     )
 
 
@@ -117,15 +119,26 @@ def converted(authors, tmp_path_factory):
     root = tmp_path_factory.mktemp("converted")
     model, processor = convert_checkpoint(authors.checkpoint, "humanml3d", root / "python", **convert_kwargs(authors))
     kwargs = convert_kwargs(authors)
-    command = [
-        sys.executable, SCRIPT, "--checkpoint", str(authors.checkpoint), "--dataset", "humanml3d",
-        "--mean", kwargs["mean"], "--std", kwargs["std"], "--output_dir", str(root / "cli"),
-        "--tokenizer", authors.text_source, "--motion_backbone", "vit_tiny_patch16_224",
-        "--motion_backbone_kwargs", json.dumps(VIT_SIZE),
-    ]
-    env = dict(os.environ, PYTHONPATH=REPO, HF_HUB_OFFLINE="1")
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=root)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    convert_main(
+        [
+            "--checkpoint",
+            str(authors.checkpoint),
+            "--dataset",
+            "humanml3d",
+            "--mean",
+            kwargs["mean"],
+            "--std",
+            kwargs["std"],
+            "--output_dir",
+            str(root / "cli"),
+            "--tokenizer",
+            authors.text_source,
+            "--motion_backbone",
+            "vit_tiny_patch16_224",
+            "--motion_backbone_kwargs",
+            json.dumps(VIT_SIZE),
+        ]
+    )
     return SimpleNamespace(folder=root / "python", model=model, processor=processor, cli_folder=root / "cli")
 
 
@@ -134,7 +147,9 @@ def reference_projection(state, prefix, hidden):
     """The authors' ProjectionHead written out: x = W1 h + b1; y = LayerNorm(W2 gelu(x) + b2 + x)."""
     x = hidden @ state[f"{prefix}.projection.weight"].T + state[f"{prefix}.projection.bias"]
     y = F.gelu(x) @ state[f"{prefix}.fc.weight"].T + state[f"{prefix}.fc.bias"] + x
-    return F.layer_norm(y, (y.shape[-1],), state[f"{prefix}.layer_norm.weight"], state[f"{prefix}.layer_norm.bias"], eps=1e-5)
+    return F.layer_norm(
+        y, (y.shape[-1],), state[f"{prefix}.layer_norm.weight"], state[f"{prefix}.layer_norm.bias"], eps=1e-5
+    )
 
 
 def reference_motion_embeddings(authors, motion_values):
@@ -177,7 +192,9 @@ def test_embeddings_match_an_independent_forward_pass(route, authors, converted,
     inputs = processor(text=TEXTS, motions=sample_motions(sample_motion), return_tensors="pt")
     with torch.no_grad():
         motion = model.get_motion_features(motion_values=inputs["motion_values"]).pooler_output
-        text = model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).pooler_output
+        text = model.get_text_features(
+            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
+        ).pooler_output
         expected_motion = reference_motion_embeddings(authors, inputs["motion_values"])
         expected_text = reference_text_embeddings(authors, inputs["input_ids"], inputs["attention_mask"])
     torch.testing.assert_close(motion, expected_motion, rtol=0, atol=1e-5)
@@ -194,7 +211,9 @@ def test_cli_and_function_write_the_same_weights_and_preprocessing(converted):
     for key, tensor in python_weights.items():
         torch.testing.assert_close(cli_weights[key], tensor, rtol=0, atol=0, msg=key)
     for name in ("processor_config.json", "config.json"):
-        assert json.loads((converted.cli_folder / name).read_text()) == json.loads((converted.folder / name).read_text())
+        assert json.loads((converted.cli_folder / name).read_text()) == json.loads(
+            (converted.folder / name).read_text()
+        )
 
 
 def test_processor_reproduces_the_authors_humanml3d_preprocessing(authors, converted, sample_motion):
@@ -243,7 +262,9 @@ def test_kit_frame_repeating_matches_the_authors_frame_choice(authors, converted
 
 
 # ----------------------------------------------------------------------------- the saved folder
-def test_converted_folder_loads_in_a_clean_interpreter(converted, sample_motion, sample_motion_path, tmp_path, clean_load):
+def test_converted_folder_loads_in_a_clean_interpreter(
+    converted, sample_motion, sample_motion_path, tmp_path, clean_load
+):
     files = set(os.listdir(converted.folder))
     assert "model.safetensors" in files and "README.md" in files
     assert not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".pkl"))]
@@ -323,7 +344,9 @@ def test_statistics_of_the_wrong_size_or_none_are_refused(authors, tmp_path):
     kwargs = convert_kwargs(authors)
     np.save(tmp_path / "Mean.npy", np.zeros(263))
     with pytest.raises(ValueError, match=r"263 values .*22 joints x 3 = 66"):
-        convert_checkpoint(authors.checkpoint, "humanml3d", tmp_path / "out", **dict(kwargs, mean=str(tmp_path / "Mean.npy")))
+        convert_checkpoint(
+            authors.checkpoint, "humanml3d", tmp_path / "out", **dict(kwargs, mean=str(tmp_path / "Mean.npy"))
+        )
     with pytest.raises(ValueError, match="z-scored"):
         convert_checkpoint(authors.checkpoint, "humanml3d", tmp_path / "out", **dict(kwargs, mean=None, std=None))
     assert not (tmp_path / "out").exists()
@@ -358,15 +381,28 @@ def test_push_to_hub_sends_weights_code_processor_and_card(authors, monkeypatch,
     fake = fake_hub(monkeypatch)
     out = tmp_path / "motionpatches-humanml3d"
     convert_checkpoint(
-        authors.checkpoint, "humanml3d", out, push_to_hub=True, hub_model_id="someone/converted", **convert_kwargs(authors)
+        authors.checkpoint,
+        "humanml3d",
+        out,
+        push_to_hub=True,
+        hub_model_id="someone/converted",
+        **convert_kwargs(authors),
     )
     uploaded = {}
     for repo_id, files in fake.commits:
         assert repo_id == "someone/converted"
         uploaded.update(files)
-    code = {"configuration_motionpatches.py", "modeling_motionpatches.py", "motion_encoders.py",
-            "processing_motionpatches.py", "feature_extraction_motionpatches.py", "skeletons.py"}
-    assert {"model.safetensors", "config.json", "processor_config.json", "tokenizer_config.json"} | code <= set(uploaded)
+    code = {
+        "configuration_motionpatches.py",
+        "modeling_motionpatches.py",
+        "motion_encoders.py",
+        "processing_motionpatches.py",
+        "feature_extraction_motionpatches.py",
+        "skeletons.py",
+    }
+    assert {"model.safetensors", "config.json", "processor_config.json", "tokenizer_config.json"} | code <= set(
+        uploaded
+    )
     assert set(uploaded) == set(os.listdir(out))
     for name in ("model.safetensors", "processor_config.json", "README.md"):
         assert uploaded[name] == (out / name).read_bytes(), name

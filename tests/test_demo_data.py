@@ -1,3 +1,7 @@
+import ast
+import hashlib
+import importlib.util
+import pathlib
 import re
 
 import datasets
@@ -6,6 +10,7 @@ import pytest
 
 import motionpatches.training.data.demo as demo_data
 from motionpatches.training.data.demo import ACTIONS, generate_demo_motions, load_demo_dataset
+from motionpatches.training.data.demo import body as demo_body
 
 # SMPL-22 parents, written out here rather than imported so the FK is checked against the spec
 PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)
@@ -199,9 +204,19 @@ def test_captions_name_the_side_and_speed_of_the_variant(motions):
 
 def test_captions_mention_the_action(motions):
     keywords = {
-        "walk": r"walk|steps", "run": r"run", "jump": r"jump|hop", "squat": r"squat", "wave": r"wave", "kick": r"kick",
-        "punch": r"punch", "turn": r"turn|rotate", "sit_down": r"sit|seat", "clap": r"clap|hands together",
-        "raise_arms": r"raise|lift|up", "jumping_jacks": r"jumping jack|spreading", "side_step": r"side|shuffle",
+        "walk": r"walk|steps",
+        "run": r"run",
+        "jump": r"jump|hop",
+        "squat": r"squat",
+        "wave": r"wave",
+        "kick": r"kick",
+        "punch": r"punch",
+        "turn": r"turn|rotate",
+        "sit_down": r"sit|seat",
+        "clap": r"clap|hands together",
+        "raise_arms": r"raise|lift|up",
+        "jumping_jacks": r"jumping jack|spreading",
+        "side_step": r"side|shuffle",
         "look_around": r"look|glance|head",
     }
     assert set(keywords) == set(ACTIONS)
@@ -246,3 +261,72 @@ def test_load_demo_dataset_round_trips_through_arrow(monkeypatch):
     first_motions = [s["motion"] for s in generated[0]] + [s["motion"] for s in generated[1]]
     for test_motion in generated[2]:
         assert not any(np.array_equal(m, test_motion["motion"]) for m in first_motions)
+
+
+def test_the_data_are_unchanged():
+    """The recorded demo training runs are only comparable while the data stay the same: the random
+    draws (actions, variants, lengths, captions) exactly, the joint positions to float precision."""
+    motions = generate_demo_motions(28, seed=3)
+    text = "\n".join(
+        f"{m['id']} {m['action']} {sorted(m['variant'].items())} {len(m['motion'])} {m['captions']}" for m in motions
+    )
+    assert text.startswith(
+        "demo_000000 jumping_jacks [('repetitions', 5), ('speed', 'normal')] 109 ['the person does five jumping jacks', "
+    )
+    assert (
+        hashlib.sha256(text.encode()).hexdigest() == "0b3ad79d402494271cc6d7d28be64e7fb742c8e8b688b4efd2ecc05c67877283"
+    )
+    # pelvis, head and both wrists in the last frame of a walk to the left and of a (mirrored) walk to the right
+    walk_left, walk_right = motions[9], motions[20]
+    assert (walk_left["variant"]["direction"], walk_right["variant"]["direction"]) == ("left", "right")
+    np.testing.assert_allclose(
+        walk_left["motion"][-1, [0, 15, 20, 21]],
+        [
+            [2.072375, 0.988245, 2.780294],
+            [2.113507, 1.626028, 2.791089],
+            [2.177626, 0.874347, 2.544127],
+            [2.009903, 0.876255, 3.033187],
+        ],
+        atol=2e-6,
+    )
+    np.testing.assert_allclose(
+        walk_right["motion"][-1, [0, 15, 20, 21]],
+        [
+            [-2.83994, 0.931273, 1.009628],
+            [-2.882774, 1.528607, 1.006597],
+            [-2.833234, 0.83062, 1.257565],
+            [-2.866658, 0.822716, 0.785682],
+        ],
+        atol=2e-6,
+    )
+
+
+def test_demo_modules_import_one_way():
+    """body <- actions <- captions <- the package: each module may import only those before it."""
+    folder = pathlib.Path(importlib.util.find_spec("motionpatches.training.data.demo").origin).parent
+    allowed = {
+        "body": set(),
+        "actions": {"body"},
+        "captions": {"body", "actions"},
+        "__init__": {"body", "actions", "captions"},
+    }
+    assert {path.stem for path in folder.glob("*.py")} == set(allowed)
+    for module, siblings in allowed.items():
+        tree = ast.parse((folder / f"{module}.py").read_text(encoding="utf-8"))
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1}
+        assert imported <= siblings, (module, imported - siblings)
+        absolute = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 0}
+        assert not {name for name in absolute if name.startswith("motionpatches.training.data.demo")}, module
+
+
+def test_rest_pose_stacks_the_offsets_and_heading_turns_the_body_to_its_left():
+    offsets = demo_body.REST_OFFSETS
+    frames = 2
+    rest = demo_body.pose(offsets, np.zeros((22, frames, 3)), np.array([0.0, 90.0]))
+    expected = np.zeros((22, 3))
+    for joint, parent in enumerate(PARENTS[1:], start=1):
+        expected[joint] = expected[parent] + offsets[joint]
+    np.testing.assert_allclose(rest[0], expected, atol=1e-12)
+    # positive heading turns +Z towards +X (the person's left): the toes, ahead of the ankles, end up at +X
+    toes_ahead = rest[1, 10] - rest[1, 7]
+    np.testing.assert_allclose(toes_ahead, [0.13, -0.05, 0.0], atol=1e-12)

@@ -12,13 +12,17 @@ from motionpatches import MotionPatchesConfig, MotionPatchProcessor, MotionTextM
 from motionpatches.tiny import tiny_config
 
 TEXTS = ["a person walks forward", "someone jumps up and down"]
+
+
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory, tokenizer, sample_motion):
     folder = tmp_path_factory.mktemp("hub") / "tiny-motionpatches"
     torch.manual_seed(0)
     model = MotionTextModel(tiny_config(len(tokenizer))).eval()
     rng = np.random.default_rng(0)
-    processor = MotionPatchProcessor(tokenizer=tokenizer, mean=rng.normal(size=(22, 3)), std=rng.uniform(0.5, 2, (22, 3)))
+    processor = MotionPatchProcessor(
+        tokenizer=tokenizer, mean=rng.normal(size=(22, 3)), std=rng.uniform(0.5, 2, (22, 3))
+    )
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     inputs = processor(text=TEXTS, motions=[sample_motion, sample_motion[::-1].copy()], return_tensors="pt")
@@ -32,8 +36,15 @@ def test_saved_folder_contents(saved):
     files = set(os.listdir(folder))
     assert "model.safetensors" in files
     assert not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".pkl"))]
-    code = {"configuration_motionpatches.py", "modeling_motionpatches.py", "processing_motionpatches.py",
-            "feature_extraction_motionpatches.py", "skeletons.py", "bvh.py", "motion_encoders.py"}
+    code = {
+        "configuration_motionpatches.py",
+        "modeling_motionpatches.py",
+        "processing_motionpatches.py",
+        "feature_extraction_motionpatches.py",
+        "skeletons.py",
+        "bvh.py",
+        "motion_encoders.py",
+    }
     assert code <= files
     config = json.loads((folder / "config.json").read_text())
     assert config["auto_map"] == {
@@ -110,7 +121,12 @@ def test_push_to_hub_sends_the_saved_files(saved, monkeypatch):
         assert repo_id == "someone/tiny-motionpatches"
         uploaded.update(files)
     assert set(uploaded) - {"README.md"} == set(os.listdir(folder))
-    for name in ("model.safetensors", "modeling_motionpatches.py", "configuration_motionpatches.py", "processor_config.json"):
+    for name in (
+        "model.safetensors",
+        "modeling_motionpatches.py",
+        "configuration_motionpatches.py",
+        "processor_config.json",
+    ):
         assert uploaded[name] == (folder / name).read_bytes(), name
 
 

@@ -84,7 +84,9 @@ def test_pooling_modes():
 def test_loss_is_symmetric_cross_entropy():
     logits = torch.randn(5, 5, generator=torch.Generator().manual_seed(0))
     targets = torch.arange(5)
-    expected = (torch.nn.functional.cross_entropy(logits, targets) + torch.nn.functional.cross_entropy(logits.t(), targets)) / 2
+    expected = (
+        torch.nn.functional.cross_entropy(logits, targets) + torch.nn.functional.cross_entropy(logits.t(), targets)
+    ) / 2
     torch.testing.assert_close(motion_text_contrastive_loss(logits), expected)
     torch.testing.assert_close(motion_text_contrastive_loss(logits.t()), motion_text_contrastive_loss(logits))
     assert motion_text_contrastive_loss(torch.eye(5) * 100) < 1e-6
@@ -113,7 +115,9 @@ def test_forward_is_deterministic_in_eval_and_batch_independent():
 def test_wrong_motion_shape_is_a_clear_error():
     tester = MotionTextModelTester()
     model = tester.create_model()
-    with pytest.raises(ValueError, match=r"motion_values has shape \(2, 3, 224, 80\); this model expects \(batch, 3, 64, 80\)"):
+    with pytest.raises(
+        ValueError, match=r"motion_values has shape \(2, 3, 224, 80\); this model expects \(batch, 3, 64, 80\)"
+    ):
         model.get_motion_features(motion_values=torch.zeros(2, 3, 224, 80))
     with pytest.raises(ValueError, match="needs both input_ids and motion_values"):
         model(motion_values=torch.zeros(2, 3, 64, 80))
@@ -124,7 +128,11 @@ def test_processor_output_feeds_the_model(tokenizer, sample_motion):
 
     processor = MotionPatchProcessor(tokenizer=tokenizer)
     model = MotionTextModel(tiny_config(len(tokenizer))).eval()
-    inputs = processor(text=["a person walks forward", "someone jumps up"], motions=[sample_motion, sample_motion[::-1]], return_tensors="pt")
+    inputs = processor(
+        text=["a person walks forward", "someone jumps up"],
+        motions=[sample_motion, sample_motion[::-1]],
+        return_tensors="pt",
+    )
     with torch.no_grad():
         out = model(**inputs)
     assert out.logits_per_text.shape == (2, 2) and np.isfinite(out.logits_per_text.numpy()).all()
@@ -144,18 +152,29 @@ def test_two_person_interaction_shares_the_tower_and_concatenates():
         assert out.last_hidden_state.shape == (3, 2 * (1 + 4 * 5), 32)
         swapped = model.get_motion_features(motion_values=pair.flip(1)).pooler_output
         inputs = tester.prepare_inputs()
-        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], motion_values=pair).logits_per_text
+        logits = model(
+            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], motion_values=pair
+        ).logits_per_text
     assert not torch.allclose(swapped, out.pooler_output), "person order is part of the representation"
     assert logits.shape == (3, 3)
     with pytest.raises(ValueError, match=r"expects \(batch, 2, 3, 64, 80\)"):
         model.get_motion_features(motion_values=pair[:, 0])
 
 
-@pytest.mark.parametrize("encoder, sizes", [("joint_transformer", {"hidden_size": 32, "depth": 2, "num_heads": 2}), ("dstformer", {"dim": 32, "depth": 1, "num_heads": 2})])
+@pytest.mark.parametrize(
+    "encoder, sizes",
+    [
+        ("joint_transformer", {"hidden_size": 32, "depth": 2, "num_heads": 2}),
+        ("dstformer", {"dim": 32, "depth": 1, "num_heads": 2}),
+    ],
+)
 def test_raw_joint_encoders_mask_padding(encoder, sizes, tokenizer, sample_motion, tmp_path):
     from motionpatches import MotionPatchProcessor
 
-    config = tiny_config(len(tokenizer), motion_config={"encoder": encoder, "num_joints": 22, "num_frames": 224, "backbone_kwargs": sizes})
+    config = tiny_config(
+        len(tokenizer),
+        motion_config={"encoder": encoder, "num_joints": 22, "num_frames": 224, "backbone_kwargs": sizes},
+    )
     model = MotionTextModel(config).eval()
     processor = MotionPatchProcessor(tokenizer=tokenizer, output_format="joints")
     inputs = processor(motions=[sample_motion[:50], sample_motion], return_tensors="pt")

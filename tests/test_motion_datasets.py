@@ -1,4 +1,3 @@
-import json
 import logging
 
 import datasets
@@ -23,12 +22,25 @@ def write_folder(root, ids, motions, texts):
 @pytest.fixture()
 def humanml3d_folder(tmp_path):
     rng = np.random.default_rng(0)
-    motions = {name: rng.normal(size=(n, 22, 3)).astype(np.float32) for name, n in
-               [("000001", 80), ("M000001", 80), ("000002", 120), ("000003", 60), ("000005", 50), ("000007", 45)]}
+    motions = {
+        name: rng.normal(size=(n, 22, 3)).astype(np.float32)
+        for name, n in [
+            ("000001", 80),
+            ("M000001", 80),
+            ("000002", 120),
+            ("000003", 60),
+            ("000005", 50),
+            ("000007", 45),
+        ]
+    }
     motions["000003"][10, 4, 0] = np.nan
     texts = {
-        "000001": ["a person walks forward#a/DET person/NOUN#0.0#0.0", "someone walks ahead#x#nan#nan",
-                   "then turns around#x#1.0#3.0", "and turns#x#1.0#3.0"],
+        "000001": [
+            "a person walks forward#a/DET person/NOUN#0.0#0.0",
+            "someone walks ahead#x#nan#nan",
+            "then turns around#x#1.0#3.0",
+            "and turns#x#1.0#3.0",
+        ],
         "M000001": ["a person walks forward#a/DET person/NOUN#0.0#0.0"],
         "000002": ["a man jumps#x#0.0#0.0"],
         "000003": ["broken#x#0.0#0.0"],
@@ -71,24 +83,25 @@ def test_kit_frame_rate_is_interpolated_not_repeated(tmp_path):
     data = load_motion_folder(str(tmp_path / "KIT"), skeleton="kit")
     ours = data["train"].with_format("numpy")[0]["motion"]
     times = np.arange(0, 29 / 12.5 + 1e-9, 1 / 20)
-    expected = np.stack([np.stack([np.interp(times, np.arange(30) / 12.5, motion[:, j, c]) for c in range(3)], -1) for j in range(21)], 1)
+    expected = np.stack(
+        [np.stack([np.interp(times, np.arange(30) / 12.5, motion[:, j, c]) for c in range(3)], -1) for j in range(21)],
+        1,
+    )
     assert ours.shape == expected.shape == (47, 21, 3)
     np.testing.assert_allclose(ours, expected, atol=1e-5)
-    repeated = load_motion_folder(str(tmp_path / "KIT"), skeleton="kit", kit_repeat_frames=True)["train"].with_format("numpy")[0]["motion"]
+    repeated = load_motion_folder(str(tmp_path / "KIT"), skeleton="kit", kit_repeat_frames=True)["train"].with_format(
+        "numpy"
+    )[0]["motion"]
     # blocks of 12 frames -> 20 (offsets floor(0.625 k)), then the 6-frame tail keeps offsets below 6
     assert repeated.shape == (20 + 20 + 10, 21, 3)
     np.testing.assert_array_equal(repeated[:4], motion[[0, 0, 1, 1]])
     np.testing.assert_array_equal(repeated[20:24], motion[[12, 12, 13, 13]])
 
 
-def test_custom_skeleton_folder(tmp_path):
-    skeleton = {"name": "stick", "fps": 30, "joint_names": ["hip", "chest", "head", "l_hand", "r_hand", "l_foot", "r_foot"],
-                "chains": {"torso": ["hip", "chest", "head"], "left_arm": ["chest", "l_hand"], "right_arm": ["chest", "r_hand"],
-                           "left_leg": ["hip", "l_foot"], "right_leg": ["hip", "r_foot"]}}
-    (tmp_path / "stick.json").write_text(json.dumps(skeleton))
+def test_custom_skeleton_folder(tmp_path, stick_skeleton_file):
     motion = np.random.default_rng(2).normal(size=(31, 7, 3)).astype(np.float32)
     write_folder(tmp_path / "mocap", {"train": ["take1"]}, {"take1": motion}, {"take1": ["a stick figure dances"]})
-    data, name = load_named_dataset(str(tmp_path / "mocap"), skeleton=str(tmp_path / "stick.json"))
+    data, name = load_named_dataset(str(tmp_path / "mocap"), skeleton=str(stick_skeleton_file))
     assert "validation" not in data and name.name == "stick"
     row = data["train"].with_format("numpy")[0]
     assert row["motion"].shape == (21, 7, 3)  # 1 s at 30 fps -> 20 fps
@@ -116,4 +129,6 @@ def test_exported_demo_folder_loads_back(tmp_path):
     for split in ("train", "validation", "test"):
         assert list(reloaded[split]["id"]) == list(original[split]["id"])
         assert [list(c) for c in reloaded[split]["captions"]] == [list(c) for c in original[split]["captions"]]
-        np.testing.assert_array_equal(reloaded[split].with_format("numpy")[0]["motion"], original[split].with_format("numpy")[0]["motion"])
+        np.testing.assert_array_equal(
+            reloaded[split].with_format("numpy")[0]["motion"], original[split].with_format("numpy")[0]["motion"]
+        )

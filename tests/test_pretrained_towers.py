@@ -22,7 +22,9 @@ def towers(tmp_path_factory):
             p.add_(torch.randn_like(p) * 0.1)
     vit_file = folder / "vit_tiny.safetensors"
     safetensors.torch.save_file(vit.state_dict(), str(vit_file))
-    bert = BertModel(BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64))
+    bert = BertModel(
+        BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    )
     bert.save_pretrained(folder / "bert")
     model = MotionTextModel.from_motion_text_pretrained(
         "vit_tiny_patch16_224",

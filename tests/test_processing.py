@@ -9,7 +9,13 @@ from transformers import AutoProcessor
 from motionpatches import MotionPatchFeatureExtractor, MotionPatchProcessor, Skeleton
 
 # The reference implementation's HumanML3D chains, in its order, written out independently of the package.
-REFERENCE_HUMANML3D_CHAINS = [[0, 2, 5, 8, 11], [0, 1, 4, 7, 10], [0, 3, 6, 9, 12, 15], [9, 14, 17, 19, 21], [9, 13, 16, 18, 20]]
+REFERENCE_HUMANML3D_CHAINS = [
+    [0, 2, 5, 8, 11],
+    [0, 1, 4, 7, 10],
+    [0, 3, 6, 9, 12, 15],
+    [9, 14, 17, 19, 21],
+    [9, 13, 16, 18, 20],
+]
 REFERENCE_KIT_CHAINS = [[0, 11, 12, 13, 14, 15], [0, 16, 17, 18, 19, 20], [0, 1, 2, 3, 4], [3, 5, 6, 7], [3, 8, 9, 10]]
 
 
@@ -20,7 +26,10 @@ def reference_motion_patches(motion, chains, mean=None, std=None, frames=224, po
         motion = (motion - mean) / std
     rows = []
     for t in range(min(len(motion), frames)):
-        parts = [cv2.resize(motion[t, chain][None].astype(np.float32), (points, 1), interpolation=cv2.INTER_LINEAR) for chain in chains]
+        parts = [
+            cv2.resize(motion[t, chain][None].astype(np.float32), (points, 1), interpolation=cv2.INTER_LINEAR)
+            for chain in chains
+        ]
         rows.append(np.concatenate(parts, axis=1)[0])
     image = np.zeros((frames, points * len(chains), 3), dtype=np.float32)
     image[: len(rows)] = np.stack(rows)
@@ -42,7 +51,9 @@ def test_matches_reference_with_dataset_statistics(sample_motion):
     std = rng.uniform(0.5, 2.0, size=(22, 3)).astype(np.float32)
     extractor = MotionPatchFeatureExtractor(part_order="reference", mean=mean, std=std)
     ours = extractor([sample_motion])["motion_values"][0]
-    np.testing.assert_allclose(ours, reference_motion_patches(sample_motion, REFERENCE_HUMANML3D_CHAINS, mean, std), atol=1e-5)
+    np.testing.assert_allclose(
+        ours, reference_motion_patches(sample_motion, REFERENCE_HUMANML3D_CHAINS, mean, std), atol=1e-5
+    )
 
 
 def test_kit_reference_order(sample_motion):
@@ -62,7 +73,9 @@ def test_canonical_order_puts_same_body_part_in_same_columns(skeleton, sample_mo
     can_values = canonical(motion)["motion_values"][0]
     for column, part in enumerate(canonical.part_names):
         ref_column = reference.part_names.index(part)
-        np.testing.assert_array_equal(can_values[..., column * 16 : (column + 1) * 16], ref_values[..., ref_column * 16 : (ref_column + 1) * 16])
+        np.testing.assert_array_equal(
+            can_values[..., column * 16 : (column + 1) * 16], ref_values[..., ref_column * 16 : (ref_column + 1) * 16]
+        )
 
 
 def test_input_forms_agree(sample_motion, sample_motion_path):
@@ -89,7 +102,21 @@ def test_batch_of_different_lengths_crops_and_pads(sample_motion):
     np.testing.assert_array_equal(random_a, random_b)
     starts = [s for s in range(len(long_motion) - 224 + 1) if np.allclose(full[:, s : s + 224], random_a, atol=1e-5)]
     assert starts, "a random crop must be a contiguous 224-frame window of the motion"
-    windows = {int(np.argmax([np.allclose(full[:, s : s + 224], extractor(long_motion, crop="random", rng=seed)["motion_values"][0], atol=1e-5) for s in range(287)])) for seed in range(6)}
+    windows = {
+        int(
+            np.argmax(
+                [
+                    np.allclose(
+                        full[:, s : s + 224],
+                        extractor(long_motion, crop="random", rng=seed)["motion_values"][0],
+                        atol=1e-5,
+                    )
+                    for s in range(287)
+                ]
+            )
+        )
+        for seed in range(6)
+    }
     assert len(windows) > 1, "different seeds should give different windows"
 
 
@@ -104,7 +131,9 @@ def test_frame_rate_resampling_matches_linear_interpolation(sample_motion):
     )
     assert out["motion_lengths"][0] == len(times)
     np.testing.assert_allclose(
-        out["motion_values"][0], reference_motion_patches(expected.astype(np.float32), REFERENCE_HUMANML3D_CHAINS), atol=1e-5
+        out["motion_values"][0],
+        reference_motion_patches(expected.astype(np.float32), REFERENCE_HUMANML3D_CHAINS),
+        atol=1e-5,
     )
 
 
@@ -146,7 +175,11 @@ def test_processor_calls_and_round_trip(tmp_path, tokenizer, sample_motion):
     processor = MotionPatchProcessor(
         tokenizer=tokenizer, skeleton="humanml3d", mean=rng.normal(size=(22, 3)), std=rng.uniform(1, 2, size=(22, 3))
     )
-    both = processor(text=["a person walks forward", "someone jumps"], motions=[sample_motion, sample_motion[:10]], return_tensors="pt")
+    both = processor(
+        text=["a person walks forward", "someone jumps"],
+        motions=[sample_motion, sample_motion[:10]],
+        return_tensors="pt",
+    )
     assert set(both) == {"input_ids", "token_type_ids", "attention_mask", "motion_values"}
     assert both["motion_values"].shape == (2, 3, 224, 80) and both["input_ids"].shape[0] == 2
     assert set(processor(text="a person walks")) == {"input_ids", "token_type_ids", "attention_mask"}
@@ -157,7 +190,11 @@ def test_processor_calls_and_round_trip(tmp_path, tokenizer, sample_motion):
     processor.save_pretrained(tmp_path)
     loaded = AutoProcessor.from_pretrained(tmp_path)
     assert isinstance(loaded, MotionPatchProcessor)
-    again = loaded(text=["a person walks forward", "someone jumps"], motions=[sample_motion, sample_motion[:10]], return_tensors="pt")
+    again = loaded(
+        text=["a person walks forward", "someone jumps"],
+        motions=[sample_motion, sample_motion[:10]],
+        return_tensors="pt",
+    )
     for key in both:
         torch.testing.assert_close(again[key], both[key], rtol=0, atol=0)
     saved = json.loads((tmp_path / "processor_config.json").read_text())["feature_extractor"]

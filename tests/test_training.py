@@ -1,5 +1,12 @@
-"""End-to-end runs of training/train.py and training/eval_retrieval.py on tiny models and tiny data."""
+"""End-to-end runs of the trainer (motionpatches.training.train) and training/eval_retrieval.py on tiny models
+and tiny data.
 
+Runs whose outputs are all a test needs call `main` in this process (no interpreter start, no torch import);
+subprocesses remain where the process itself matters: a killed run, two processes, the command lines.
+"""
+
+import contextlib
+import io
 import json
 import os
 import signal
@@ -11,6 +18,10 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
+from accelerate import Accelerator
+from distributed_contrastive_check import make_model_and_batch, step
+
+from motionpatches.training.train import main as train_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, "training", "train.py")
@@ -24,33 +35,45 @@ TINY = [
     "--num_frames", "64",
     "--per_device_train_batch_size", "8",
     "--per_device_eval_batch_size", "16",
-]
+]  # fmt: skip
 DEMO_TINY = ["--dataset_name", "demo", "--demo_sizes", "64,16,16", *TINY]
+# the accelerate launch settings a config file would otherwise give, on CPU
+LAUNCH = ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
 
 
-def env():
-    return dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONPATH=REPO, TOKENIZERS_PARALLELISM="false")
-
-
-def run(script, *args, timeout=600):
-    proc = subprocess.run([sys.executable, script, *args], env=env(), capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    return proc.stdout
+def train(*args) -> str:
+    """The trainer's `main(args)` in this process; returns what it printed."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        train_main([str(arg) for arg in args])
+    return printed.getvalue()
 
 
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "short"
-    stdout = run(TRAIN, *DEMO_TINY, "--max_steps", "4", "--output_dir", str(out), "--query", "a person waves")
+    stdout = train(*DEMO_TINY, "--max_steps", "4", "--output_dir", out, "--query", "a person waves")
     return out, stdout
 
 
-def test_short_run_writes_a_loadable_model(short_run, sample_motion_path, tmp_path, clean_load):
+def test_short_run_writes_a_loadable_model(short_run):
     out, stdout = short_run
     files = set(os.listdir(out))
-    assert {"model.safetensors", "config.json", "processor_config.json", "tokenizer.json", "README.md", "metrics.json"} <= files
-    assert {"modeling_motionpatches.py", "configuration_motionpatches.py", "processing_motionpatches.py",
-            "feature_extraction_motionpatches.py", "skeletons.py"} <= files
+    assert {
+        "model.safetensors",
+        "config.json",
+        "processor_config.json",
+        "tokenizer.json",
+        "README.md",
+        "metrics.json",
+    } <= files
+    assert {
+        "modeling_motionpatches.py",
+        "configuration_motionpatches.py",
+        "processing_motionpatches.py",
+        "feature_extraction_motionpatches.py",
+        "skeletons.py",
+    } <= files
     assert not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".pkl"))]
     assert "R@1" in stdout and 'top-3 test motions for "a person waves"' in stdout
     card = (out / "README.md").read_text()
@@ -58,6 +81,10 @@ def test_short_run_writes_a_loadable_model(short_run, sample_motion_path, tmp_pa
     processor_config = json.loads((out / "processor_config.json").read_text())["feature_extractor"]
     assert processor_config["mean"] is not None and len(processor_config["std"]) == 22  # statistics of the train split
 
+
+@pytest.mark.slow
+def test_short_run_loads_in_a_clean_interpreter(short_run, sample_motion_path, tmp_path, clean_load):
+    out, _ = short_run
     # the synthetic motion files the demo uses are not on disk: any (T, 22, 3) motion will do here
     clean = clean_load(out, sample_motion_path, tmp_path / "clean.npz", ["a person waves"], tmp_path)
     assert clean["classes"][1].startswith("transformers_modules.")
@@ -89,11 +116,12 @@ def reference_all_protocol(text, motion, captions):
     return out
 
 
-def test_evaluate_all_protocol_matches_saved_embeddings(short_run, tmp_path):
+@pytest.mark.slow
+def test_evaluate_all_protocol_matches_saved_embeddings(short_run, tmp_path, run_python):
     out, _ = short_run
     metrics_file, embeddings_file = tmp_path / "metrics.json", tmp_path / "embeddings.npz"
-    stdout = run(EVALUATE, "--model_name_or_path", str(out), "--dataset_name", "demo", "--demo_sizes", "64,16,16",
-                 "--protocol", "all", "--output_file", str(metrics_file), "--save_embeddings", str(embeddings_file))
+    demo = ["--model_name_or_path", out, "--dataset_name", "demo", "--demo_sizes", "64,16,16", "--protocol", "all"]
+    stdout = run_python(EVALUATE, *demo, "--output_file", metrics_file, "--save_embeddings", embeddings_file).stdout
     assert "R@1" in stdout
     metrics = json.loads(metrics_file.read_text())
     saved = np.load(embeddings_file)
@@ -105,30 +133,28 @@ def test_evaluate_all_protocol_matches_saved_embeddings(short_run, tmp_path):
         assert metrics[key] == pytest.approx(value), key
 
 
-def test_evaluate_guo_protocol_is_repeatable(short_run, tmp_path):
+@pytest.mark.slow
+def test_evaluate_guo_protocol_is_repeatable(short_run, tmp_path, run_python):
     out, _ = short_run
     results = []
     for attempt in range(2):
         metrics_file = tmp_path / f"guo{attempt}.json"
-        run(EVALUATE, "--model_name_or_path", str(out), "--dataset_name", "demo", "--demo_sizes", "64,16,64",
-            "--protocol", "guo", "--output_file", str(metrics_file))
+        demo = ["--model_name_or_path", out, "--dataset_name", "demo", "--demo_sizes", "64,16,64", "--protocol", "guo"]
+        run_python(EVALUATE, *demo, "--output_file", metrics_file)
         results.append(json.loads(metrics_file.read_text()))
     assert results[0] == results[1]
     assert 0 < results[0]["t2m/R@10"] <= 100
 
 
-def test_two_processes_match_one_process_with_double_batch(tmp_path):
-    sys.path.insert(0, os.path.dirname(__file__))
-    from accelerate import Accelerator
-    from distributed_contrastive_check import make_model_and_batch, step
-
+@pytest.mark.slow
+def test_two_processes_match_one_process_with_double_batch(tmp_path, offline_env):
     result = tmp_path / "rank0.safetensors"
     proc = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29531",
-         os.path.join(os.path.dirname(__file__), "distributed_contrastive_check.py"), str(result)],
-        env=env(), capture_output=True, text=True, timeout=300,
-    )
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", *LAUNCH,
+         "--main_process_port", "29531", os.path.join(os.path.dirname(__file__), "distributed_contrastive_check.py"),
+         str(result)],
+        env=offline_env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "world size 2" in proc.stdout
     distributed = safetensors.torch.load_file(str(result))
@@ -140,17 +166,52 @@ def test_two_processes_match_one_process_with_double_batch(tmp_path):
         torch.testing.assert_close(distributed[name], grad, rtol=1e-4, atol=1e-5, msg=name)
 
 
+@pytest.mark.slow
+def test_module_prints_its_options(tmp_path, offline_env):
+    proc = subprocess.run(
+        [sys.executable, "-m", "motionpatches.training.train", "--help"],
+        cwd=tmp_path,
+        env=offline_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "--resume_from_checkpoint" in proc.stdout and "accelerate launch training/train.py" in proc.stdout
+
+
+@pytest.mark.slow
+def test_accelerate_launch_runs_the_module(tmp_path, offline_env):
+    """`accelerate launch -m`, from outside the checkout: the trainer imports the installed package."""
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", *LAUNCH,
+         "-m", "motionpatches.training.train", *DEMO_TINY, "--max_steps", "2", "--output_dir", str(out), "--query", ""],
+        cwd=tmp_path, env=offline_env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 2
+    assert {"model.safetensors", "config.json", "processor_config.json", "README.md"} <= set(os.listdir(out))
+
+
 def final_weights(run_dir, step):
     return safetensors.torch.load_file(str(run_dir / "checkpoints" / f"step_{step}" / "model.safetensors"))
 
 
-def test_killed_and_resumed_run_reaches_the_same_weights(tmp_path):
+@pytest.mark.slow
+def test_killed_and_resumed_run_reaches_the_same_weights(tmp_path, offline_env):
     common = [*DEMO_TINY, "--max_steps", "6", "--checkpointing_steps", "3", "--eval_steps", "3", "--query", ""]
-    run(TRAIN, *common, "--output_dir", str(tmp_path / "straight"))
+    train(*common, "--output_dir", tmp_path / "straight")
 
+    # the script path, as `accelerate launch training/train.py` runs it
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, TRAIN, *common, "--output_dir", str(killed)], env=env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, TRAIN, *common, "--output_dir", str(killed)],
+        env=offline_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while not (killed / "checkpoints" / "step_3").is_dir():
         assert proc.poll() in (None, 0) and time.time() < deadline, "the run died before its first checkpoint"
@@ -158,7 +219,7 @@ def test_killed_and_resumed_run_reaches_the_same_weights(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
-    stdout = run(TRAIN, *common, "--output_dir", str(killed), "--resume_from_checkpoint", str(killed / "checkpoints" / "step_3"))
+    train(*common, "--output_dir", killed, "--resume_from_checkpoint", killed / "checkpoints" / "step_3")
     straight, resumed = final_weights(tmp_path / "straight", 6), final_weights(killed, 6)
     assert straight.keys() == resumed.keys()
     for name, tensor in straight.items():
@@ -167,7 +228,7 @@ def test_killed_and_resumed_run_reaches_the_same_weights(tmp_path):
     assert any(not torch.equal(initial[n], straight[n]) for n in straight), "steps 4-6 must have changed the weights"
 
     # resuming again, now that step 6 exists (as when the kill came late), replaces it with the same weights
-    run(TRAIN, *common, "--output_dir", str(killed), "--resume_from_checkpoint", str(killed / "checkpoints" / "step_3"))
+    train(*common, "--output_dir", killed, "--resume_from_checkpoint", killed / "checkpoints" / "step_3")
     again = final_weights(killed, 6)
     for name, tensor in straight.items():
         torch.testing.assert_close(again[name], tensor, rtol=0, atol=0, msg=name)
@@ -186,10 +247,16 @@ def write_motion_folder(root, num_joints, names_per_split, fps_frames=(60, 90)):
             motion = base + 0.1 * np.cumsum(rng.normal(size=(frames, num_joints, 3)), axis=0)
             np.save(root / "new_joints" / f"{name}.npy", motion.astype(np.float32))
             action = actions[i % len(actions)]
-            (root / "texts" / f"{name}.txt").write_text(f"a person {action}#a/DET#0.0#0.0\nsomeone {action}#x#0.0#0.0\n")
+            (root / "texts" / f"{name}.txt").write_text(
+                f"a person {action}#a/DET#0.0#0.0\nsomeone {action}#x#0.0#0.0\n"
+            )
 
 
-SPLITS = {"train": [f"{i:06d}" for i in range(24)], "val": [f"{i:06d}" for i in range(24, 32)], "test": [f"{i:06d}" for i in range(32, 40)]}
+SPLITS = {
+    "train": [f"{i:06d}" for i in range(24)],
+    "val": [f"{i:06d}" for i in range(24, 32)],
+    "test": [f"{i:06d}" for i in range(32, 40)],
+}
 
 
 @pytest.fixture(scope="module")
@@ -197,13 +264,15 @@ def humanml3d_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("h3d")
     write_motion_folder(root / "HumanML3D", 22, SPLITS)
     data_args = ["--dataset_name", "humanml3d", "--dataset_dir", str(root / "HumanML3D")]
-    run(TRAIN, *data_args, *TINY, "--max_steps", "3", "--output_dir", str(root / "model"), "--query", "a person jumps")
+    train(*data_args, *TINY, "--max_steps", "3", "--output_dir", root / "model", "--query", "a person jumps")
     return root / "model", data_args
 
 
-def evaluate_tmr_all(model_dir, data_args, tmp_path):
+def evaluate_tmr_all(run_python, model_dir, data_args, tmp_path):
     metrics_file = tmp_path / "metrics.json"
-    run(EVALUATE, "--model_name_or_path", str(model_dir), *data_args, "--protocol", "tmr-all", "--output_file", str(metrics_file))
+    run_python(
+        EVALUATE, "--model_name_or_path", model_dir, *data_args, "--protocol", "tmr-all", "--output_file", metrics_file
+    )
     metrics = json.loads(metrics_file.read_text())
     assert 0 <= metrics["t2m/R@1"] <= 100 and metrics["t2m/MedR"] >= 1
     return metrics
@@ -213,37 +282,39 @@ def saved_skeleton(model_dir):
     return json.loads((model_dir / "processor_config.json").read_text())["feature_extractor"]["skeleton"]
 
 
-def test_humanml3d_folder_trains_and_evaluates(humanml3d_model, tmp_path):
+@pytest.mark.slow
+def test_humanml3d_folder_trains_and_evaluates(humanml3d_model, tmp_path, run_python):
     model_dir, data_args = humanml3d_model
-    evaluate_tmr_all(model_dir, data_args, tmp_path)
+    evaluate_tmr_all(run_python, model_dir, data_args, tmp_path)
     assert saved_skeleton(model_dir)["name"] == "humanml3d"
 
 
-def test_custom_skeleton_folder_trains_and_evaluates(tmp_path):
-    skeleton = {"name": "stick", "fps": 30, "joint_names": ["hip", "chest", "head", "l_hand", "r_hand", "l_foot", "r_foot"],
-                "chains": {"torso": ["hip", "chest", "head"], "left_arm": ["chest", "l_hand"], "right_arm": ["chest", "r_hand"],
-                           "left_leg": ["hip", "l_foot"], "right_leg": ["hip", "r_foot"]}}
-    (tmp_path / "stick.json").write_text(json.dumps(skeleton))
+@pytest.mark.slow
+def test_custom_skeleton_folder_trains_and_evaluates(tmp_path, run_python, stick_skeleton_file):
     write_motion_folder(tmp_path / "mocap", 7, SPLITS)
-    data_args = ["--dataset_name", str(tmp_path / "mocap"), "--skeleton", str(tmp_path / "stick.json")]
-    run(TRAIN, *data_args, *TINY, "--max_steps", "3", "--output_dir", str(tmp_path / "model"), "--query", "a person jumps")
-    evaluate_tmr_all(tmp_path / "model", data_args, tmp_path)
+    data_args = ["--dataset_name", str(tmp_path / "mocap"), "--skeleton", str(stick_skeleton_file)]
+    train(*data_args, *TINY, "--max_steps", "3", "--output_dir", tmp_path / "model", "--query", "a person jumps")
+    evaluate_tmr_all(run_python, tmp_path / "model", data_args, tmp_path)
     assert saved_skeleton(tmp_path / "model")["name"] == "stick"
 
 
-def test_humanml3d_model_evaluates_and_fine_tunes_on_kit_skeleton(humanml3d_model, tmp_path):
+@pytest.mark.slow
+def test_humanml3d_model_evaluates_and_fine_tunes_on_kit_skeleton(humanml3d_model, tmp_path, run_python):
     model_dir, _ = humanml3d_model
     write_motion_folder(tmp_path / "KIT-ML", 21, SPLITS)
     kit_args = ["--dataset_name", "kit", "--dataset_dir", str(tmp_path / "KIT-ML")]
-    evaluate_tmr_all(model_dir, kit_args, tmp_path)
+    evaluate_tmr_all(run_python, model_dir, kit_args, tmp_path)
     tuned = tmp_path / "tuned"
-    run(TRAIN, *kit_args, "--model_name_or_path", str(model_dir), "--max_steps", "2", "--per_device_train_batch_size", "8",
-        "--output_dir", str(tuned), "--query", "")
+    fine_tune = ["--model_name_or_path", model_dir, "--max_steps", "2", "--per_device_train_batch_size", "8"]
+    train(*kit_args, *fine_tune, "--output_dir", tuned, "--query", "")
     kit = saved_skeleton(tuned)
     assert kit["name"] == "kit" and len(kit["joint_names"]) == 21
     features = json.loads((tuned / "processor_config.json").read_text())["feature_extractor"]
-    assert features["part_names"] == ["torso", "left_arm", "right_arm", "left_leg", "right_leg"] and len(features["mean"]) == 21
-    evaluate_tmr_all(tuned, kit_args, tmp_path)
+    assert (
+        features["part_names"] == ["torso", "left_arm", "right_arm", "left_leg", "right_leg"]
+        and len(features["mean"]) == 21
+    )
+    evaluate_tmr_all(run_python, tuned, kit_args, tmp_path)
 
 
 def write_interhuman_folder(root, splits):
@@ -265,27 +336,32 @@ def write_interhuman_folder(root, splits):
             (root / "annots" / f"{name}.txt").write_text(f"two people {actions[i % 4]}\nthe pair {actions[i % 4]}\n")
 
 
-def test_two_person_interaction_trains_and_evaluates(tmp_path):
+@pytest.mark.slow
+def test_two_person_interaction_trains_and_evaluates(tmp_path, run_python):
     write_interhuman_folder(tmp_path / "InterHuman", SPLITS)
     data_args = ["--dataset_name", "interhuman", "--dataset_dir", str(tmp_path / "InterHuman")]
     out = tmp_path / "model"
-    run(TRAIN, *data_args, *TINY, "--max_steps", "3", "--output_dir", str(out), "--query", "two people hug each other")
+    train(*data_args, *TINY, "--max_steps", "3", "--output_dir", out, "--query", "two people hug each other")
     config = json.loads((out / "config.json").read_text())
     assert config["num_persons"] == 2
     assert json.loads((out / "processor_config.json").read_text())["feature_extractor"]["num_persons"] == 2
-    metrics = evaluate_tmr_all(out, data_args, tmp_path)
+    metrics = evaluate_tmr_all(run_python, out, data_args, tmp_path)
     assert metrics["m2t/MedR"] <= 8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "encoder, sizes",
-    [("joint_transformer", {"hidden_size": 32, "depth": 2, "num_heads": 2}), ("dstformer", {"dim": 32, "depth": 1, "num_heads": 2})],
+    [
+        ("joint_transformer", {"hidden_size": 32, "depth": 2, "num_heads": 2}),
+        ("dstformer", {"dim": 32, "depth": 1, "num_heads": 2}),
+    ],
 )
 def test_raw_joint_encoders_train_and_round_trip(encoder, sizes, tmp_path, sample_motion_path, clean_load):
     out = tmp_path / encoder
     tiny = [a for a in DEMO_TINY]
     tiny[tiny.index("--motion_backbone_kwargs") + 1] = json.dumps(sizes)
-    run(TRAIN, *tiny, "--motion_encoder", encoder, "--max_steps", "2", "--output_dir", str(out), "--query", "")
+    train(*tiny, "--motion_encoder", encoder, "--max_steps", "2", "--output_dir", out, "--query", "")
     config = json.loads((out / "config.json").read_text())["motion_config"]
     assert config["encoder"] == encoder and config["num_joints"] == 22
     assert "motion_encoders.py" in os.listdir(out)

@@ -1,9 +1,5 @@
 """Pictures: motion-patch image geometry and colours, camera convention, GIF frames, figures, attention, CLI."""
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -23,8 +19,6 @@ from motionpatches.visualization import (
     skeleton_animation,
 )
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(REPO, "training", "visualize.py")
 NUM_FRAMES = 64  # a 4 x 5 patch grid keeps the tiny ViT fast
 
 
@@ -177,7 +171,9 @@ def test_keyframe_strip_width(sample_motion):
 
 def test_retrieval_figure_grows_with_motions(sample_motion):
     motions = [sample_motion, walking_t_pose()]
-    one = retrieval_figure("a person waves", motions[:1], "humanml3d", scores=[0.9], captions=["wave"], num_keyframes=3, size=60)
+    one = retrieval_figure(
+        "a person waves", motions[:1], "humanml3d", scores=[0.9], captions=["wave"], num_keyframes=3, size=60
+    )
     two = retrieval_figure("a person waves", motions, "humanml3d", scores=[0.9, 0.2], num_keyframes=3, size=60)
     assert one.width == two.width == 3 * 60
     assert two.height > one.height + 60
@@ -188,7 +184,7 @@ def test_retrieval_figure_grows_with_motions(sample_motion):
 # ------------------------------------------------------------------------------------------ attention
 
 
-def tiny_model(tokenizer, qk_norm=False, seed=0):
+def attention_model(tokenizer, qk_norm=False, seed=0):
     torch.manual_seed(seed)
     backbone_kwargs = {"embed_dim": 32, "depth": 2, "num_heads": 2, "qk_norm": qk_norm}
     config = tiny_config(len(tokenizer), motion_config={"num_frames": NUM_FRAMES, "backbone_kwargs": backbone_kwargs})
@@ -219,7 +215,7 @@ def timm_attention_row(model, motion_values):
 
 @pytest.mark.parametrize("qk_norm", [False, True])
 def test_class_token_attention_matches_timm_and_sums_to_one(tokenizer, motion_values, qk_norm):
-    model = tiny_model(tokenizer, qk_norm=qk_norm).train()
+    model = attention_model(tokenizer, qk_norm=qk_norm).train()
     row = class_token_attention(model, motion_values)
     grid = motion_attention(model, motion_values)
     assert model.training, "the model's training mode must be restored"
@@ -233,7 +229,7 @@ def test_class_token_attention_matches_timm_and_sums_to_one(tokenizer, motion_va
 
 
 def test_attention_changes_with_the_weights(tokenizer, motion_values):
-    model = tiny_model(tokenizer)
+    model = attention_model(tokenizer)
     before = motion_attention(model, motion_values[0])
     with torch.no_grad():
         model.motion_model.blocks[-1].attn.qkv.weight.mul_(3.0)
@@ -266,20 +262,24 @@ def test_attention_figure_reddens_the_most_attended_patch(motion_values):
 # ------------------------------------------------------------------------------------------ command line
 
 
-def run_cli(*args, cwd):
-    env = {**os.environ, "PYTHONPATH": REPO, "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen(
-        [sys.executable, SCRIPT, *map(str, args)], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
 def test_cli_patches_and_gif_write_files(tmp_path, sample_motion_path):
-    # started together: each interpreter spends most of its time importing torch and transformers
-    patches = run_cli("patches", sample_motion_path, "--skeleton", "humanml3d", "--out", tmp_path / "p.png", cwd=tmp_path)
-    gif = run_cli("gif", sample_motion_path, "--view", "side", "--size", "64", "--stride", "10", "--out", tmp_path / "m.gif", cwd=tmp_path)
-    for proc in (patches, gif):
-        _, stderr = proc.communicate(timeout=120)
-        assert proc.returncode == 0, stderr[-2000:]
+    from motionpatches.training.visualize import main
+
+    main(["patches", sample_motion_path, "--skeleton", "humanml3d", "--out", str(tmp_path / "p.png")])
+    main(
+        [
+            "gif",
+            sample_motion_path,
+            "--view",
+            "side",
+            "--size",
+            "64",
+            "--stride",
+            "10",
+            "--out",
+            str(tmp_path / "m.gif"),
+        ]
+    )
     with Image.open(tmp_path / "p.png") as image:
         assert image.width == 80 * 4 + 4 * 2 and image.height > 170 * 4  # the whole motion, 4 px per value
     with Image.open(tmp_path / "m.gif") as image:
@@ -304,7 +304,7 @@ def test_cli_retrieval_and_attention_with_a_saved_model(tmp_path, tokenizer, sam
     from motionpatches.training.visualize import main
 
     folder = tmp_path / "model"
-    tiny_model(tokenizer).save_pretrained(folder)
+    attention_model(tokenizer).save_pretrained(folder)
     MotionPatchProcessor(tokenizer=tokenizer, skeleton="humanml3d", num_frames=NUM_FRAMES).save_pretrained(folder)
     motions_dir = tmp_path / "motions"
     motions_dir.mkdir()
@@ -312,10 +312,35 @@ def test_cli_retrieval_and_attention_with_a_saved_model(tmp_path, tokenizer, sam
         np.save(motions_dir / f"{item['id']}.npy", item["motion"])
     np.save(tmp_path / "sample.npy", sample_motion)
 
-    main(["retrieval", "--model_name_or_path", str(folder), "--query", "a person walks forward",
-          "--motions_dir", str(motions_dir), "--top_k", "2", "--size", "50", "--out", str(tmp_path / "r.png")])
-    main(["attention", str(tmp_path / "sample.npy"), "--model_name_or_path", str(folder), "--cell", "2",
-          "--out", str(tmp_path / "a.png")])
+    main(
+        [
+            "retrieval",
+            "--model_name_or_path",
+            str(folder),
+            "--query",
+            "a person walks forward",
+            "--motions_dir",
+            str(motions_dir),
+            "--top_k",
+            "2",
+            "--size",
+            "50",
+            "--out",
+            str(tmp_path / "r.png"),
+        ]
+    )
+    main(
+        [
+            "attention",
+            str(tmp_path / "sample.npy"),
+            "--model_name_or_path",
+            str(folder),
+            "--cell",
+            "2",
+            "--out",
+            str(tmp_path / "a.png"),
+        ]
+    )
     with Image.open(tmp_path / "r.png") as retrieval, Image.open(tmp_path / "a.png") as attention:
         assert retrieval.width == 5 * 50 and retrieval.height > 2 * 50
         assert attention.width == 2 * (80 * 2 + 4 * 2) + 12 and attention.height > NUM_FRAMES * 2

@@ -4,43 +4,34 @@ whose right answers are known, the CSV and BABEL loaders, and the command line o
 import csv
 import json
 import logging
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from motionpatches import MotionPatchProcessor, MotionTextModel
-from motionpatches.tiny import build_word_tokenizer, tiny_config
+from motionpatches.training.data.classification import load_babel, load_label_csv
+from motionpatches.training.data.demo import ACTIONS, generate_demo_motions
 from motionpatches.zero_shot import (
     build_prompts,
     classification_report,
     format_confusion_matrix,
     zero_shot_scores,
 )
-from motionpatches.training.data.classification import load_babel, load_label_csv
-from motionpatches.training.data.demo import ACTIONS, generate_demo_motions
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLI = os.path.join(REPO, "training", "eval_zero_shot.py")
 LABELS = ["walk", "run", "jump", "kick"]
 NUM_FRAMES = 64
 
 
-def tiny_model_and_processor(words):
-    tokenizer = build_word_tokenizer([*build_prompts(words), "sits down", "walks"])
-    torch.manual_seed(0)
-    model = MotionTextModel(tiny_config(len(tokenizer), motion_config={"num_frames": NUM_FRAMES})).eval()
-    processor = MotionPatchProcessor(tokenizer=tokenizer, skeleton="humanml3d", num_frames=NUM_FRAMES)
-    return model, processor
+@pytest.fixture(scope="module")
+def tiny_for(tiny_model):
+    """A tiny model whose tokenizer knows the prompts of `words` (and a few more words)."""
+    return lambda words: tiny_model([*build_prompts(words), "sits down", "walks"], num_frames=NUM_FRAMES)
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    return tiny_model_and_processor([*LABELS, *ACTIONS])
+def tiny(tiny_for):
+    return tiny_for([*LABELS, *ACTIONS])
 
 
 def ramp(num_frames, fps, num_joints=22):
@@ -89,7 +80,14 @@ def test_classification_report_hand_computed():
         [0, 0, 0, 0, 0, 0],
         [0, 0, 0, 0, 1, 0],
     ]
-    assert report["per_class_accuracy"] == {"walk": 50.0, "run": 0.0, "jump": 0.0, "sit": None, "wave": None, "kick": 0.0}
+    assert report["per_class_accuracy"] == {
+        "walk": 50.0,
+        "run": 0.0,
+        "jump": 0.0,
+        "sit": None,
+        "wave": None,
+        "kick": 0.0,
+    }
     assert report["labels"] == labels and report["num_samples"] == 5
     json.dumps(report)  # the CLI writes it as is
 
@@ -105,8 +103,9 @@ def test_top5_with_fewer_than_five_labels_and_bad_input():
 
 
 def test_format_confusion_matrix():
-    report = classification_report(np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), ["walk", "sit_down", "sit_down"],
-                                   ["walk", "sit_down"])
+    report = classification_report(
+        np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), ["walk", "sit_down", "sit_down"], ["walk", "sit_down"]
+    )
     assert format_confusion_matrix(report).splitlines() == [
         "true \\ predicted 0 1  acc %",
         "0 walk           1 0  100.0",
@@ -119,7 +118,13 @@ def test_format_confusion_matrix():
 
 def test_scores_equal_the_models_own_cosines(tiny, sample_motion, sample_motion_path):
     model, processor = tiny
-    motions = [sample_motion[:90], sample_motion_path, sample_motion[10:40], sample_motion[::-1].copy(), sample_motion[5:]]
+    motions = [
+        sample_motion[:90],
+        sample_motion_path,
+        sample_motion[10:40],
+        sample_motion[::-1].copy(),
+        sample_motion[5:],
+    ]
     labels = ["walk", "sit_down", "kick"]
     scores = zero_shot_scores(model, processor, iter(motions), labels, batch_size=2, motion_fps=30)
 
@@ -132,16 +137,18 @@ def test_scores_equal_the_models_own_cosines(tiny, sample_motion, sample_motion_
     assert np.abs(scores - expected).max() < np.abs(expected).max() / 100  # the comparison is not trivially loose
 
 
-def test_rigged_model_gets_every_motion_right(monkeypatch):
+def test_rigged_model_gets_every_motion_right(monkeypatch, tiny_for):
     """Towers replaced by one-hot embeddings with a known answer: the pipeline must read it back exactly."""
-    model, processor = tiny_model_and_processor(LABELS)
+    model, processor = tiny_for(LABELS)
     dimension = {"walk": 7, "run": 2, "jump": 11, "kick": 4}  # where each class's embedding points
     motion_code = {"jump": 1.0, "walk": 2.0, "kick": 3.0, "run": 4.0}  # the constant every position holds
     word_ids = {processor.tokenizer.convert_tokens_to_ids(label): label for label in LABELS}
 
     def one_hot(classes, scales):
         embeds = torch.zeros(len(classes), model.config.projection_dim)
-        embeds[torch.arange(len(classes)), [dimension[c] for c in classes]] = torch.as_tensor(scales, dtype=torch.float32)
+        embeds[torch.arange(len(classes)), [dimension[c] for c in classes]] = torch.as_tensor(
+            scales, dtype=torch.float32
+        )
         return BaseModelOutputWithPooling(pooler_output=embeds)
 
     def text_features(input_ids, **kwargs):
@@ -190,8 +197,15 @@ def test_label_csv_whole_motions(tmp_path):
 
 def test_label_csv_with_start_and_end(tmp_path):
     np.save(tmp_path / "a.npy", ramp(60, 20.0, num_joints=21))
-    write_csv(tmp_path / "cut.csv", [["file", "label", "start", "end"], ["a.npy", "walk", "0.5", "1.5"],
-                                     ["a.npy", "wave", "", ""], ["a.npy", "turn", "2.5", ""]])
+    write_csv(
+        tmp_path / "cut.csv",
+        [
+            ["file", "label", "start", "end"],
+            ["a.npy", "walk", "0.5", "1.5"],
+            ["a.npy", "wave", "", ""],
+            ["a.npy", "turn", "2.5", ""],
+        ],
+    )
     data = load_label_csv(tmp_path / "cut.csv")  # motions_dir: the CSV's folder; 20 fps: no resampling
     assert list(data["id"]) == ["a.npy#0.5#1.5", "a.npy", "a.npy#2.5#"]
     rows = data.with_format("numpy")
@@ -217,12 +231,26 @@ BABEL = {
     "11": {
         "feat_p": "CMU/CMU/01/01_01_poses.npz",
         "dur": 4.0,
-        "seq_ann": {"labels": [{"raw_label": "walk and wave", "proc_label": "walk and wave", "act_cat": ["walk", "wave"]}]},
+        "seq_ann": {
+            "labels": [{"raw_label": "walk and wave", "proc_label": "walk and wave", "act_cat": ["walk", "wave"]}]
+        },
         "frame_ann": {
             "labels": [
-                {"raw_label": "Walking", "proc_label": "walk", "act_cat": ["walk", "forward movement"], "start_t": 0.5, "end_t": 2.0},
+                {
+                    "raw_label": "Walking",
+                    "proc_label": "walk",
+                    "act_cat": ["walk", "forward movement"],
+                    "start_t": 0.5,
+                    "end_t": 2.0,
+                },
                 {"raw_label": "turn", "proc_label": "turn", "act_cat": ["turn"], "start_t": 1.0, "end_t": 1.2},
-                {"raw_label": "waving", "proc_label": "wave", "act_cat": ["wave", "arm movements"], "start_t": 2.0, "end_t": 3.5},
+                {
+                    "raw_label": "waving",
+                    "proc_label": "wave",
+                    "act_cat": ["wave", "arm movements"],
+                    "start_t": 2.0,
+                    "end_t": 3.5,
+                },
             ]
         },
     },
@@ -236,12 +264,16 @@ BABEL = {
         "feat_p": "CMU/CMU/03/03_01_poses.npz",
         "dur": 2.0,
         "seq_ann": {"labels": [{"raw_label": "jog", "proc_label": "jog", "act_cat": ["run"]}]},
-        "frame_ann": {"labels": [{"raw_label": "jog", "proc_label": "jog", "act_cat": ["run"], "start_t": 0.0, "end_t": 2.0}]},
+        "frame_ann": {
+            "labels": [{"raw_label": "jog", "proc_label": "jog", "act_cat": ["run"], "start_t": 0.0, "end_t": 2.0}]
+        },
     },
     "14": {
         "feat_p": "CMU/CMU/04/04_01_poses.npz",
         "dur": 2.0,
-        "seq_ann": {"labels": [{"raw_label": "stand then jump", "proc_label": "stand then jump", "act_cat": ["stand"]}]},
+        "seq_ann": {
+            "labels": [{"raw_label": "stand then jump", "proc_label": "stand then jump", "act_cat": ["stand"]}]
+        },
         "frame_ann": {
             "labels": [
                 {"raw_label": "stand", "proc_label": "stand", "act_cat": ["stand"], "start_t": 0.0, "end_t": 1.0},
@@ -298,14 +330,19 @@ def test_babel_label_options(babel, caplog):
 # --------------------------------------------------------------------------------------------- command line
 
 
-def run_cli(*args):
-    env = dict(os.environ, PYTHONPATH=REPO, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    proc = subprocess.run([sys.executable, CLI, *args], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    return proc.stdout
+@pytest.fixture
+def run_cli(capsys):
+    """training/eval_zero_shot.py's `main`, in process (an interpreter start costs seconds); returns its stdout."""
+    from motionpatches.training.eval_zero_shot import main
+
+    def run(*args):
+        main(list(args))
+        return capsys.readouterr().out
+
+    return run
 
 
-def test_cli_on_a_csv_dataset(tiny, tmp_path):
+def test_cli_on_a_csv_dataset(tiny, tmp_path, run_cli):
     model, processor = tiny
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
@@ -318,10 +355,22 @@ def test_cli_on_a_csv_dataset(tiny, tmp_path):
     labels = sorted({item["action"] for item in demo})
     label_text = {labels[0]: "walks"}
 
-    stdout = run_cli("--model_name_or_path", str(tmp_path / "model"), "--csv", str(tmp_path / "clips.csv"),
-                     "--label_text", json.dumps(label_text), "--batch_size", "3",
-                     "--output_file", str(tmp_path / "report.json"), "--confusion_csv", str(tmp_path / "cm.csv"),
-                     "--save_scores", str(tmp_path / "scores.npy"))
+    stdout = run_cli(
+        "--model_name_or_path",
+        str(tmp_path / "model"),
+        "--csv",
+        str(tmp_path / "clips.csv"),
+        "--label_text",
+        json.dumps(label_text),
+        "--batch_size",
+        "3",
+        "--output_file",
+        str(tmp_path / "report.json"),
+        "--confusion_csv",
+        str(tmp_path / "cm.csv"),
+        "--save_scores",
+        str(tmp_path / "scores.npy"),
+    )
 
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["labels"] == labels and report["num_samples"] == 7
@@ -340,12 +389,22 @@ def test_cli_on_a_csv_dataset(tiny, tmp_path):
     assert table[0][1:] == labels and [[int(n) for n in row[1:]] for row in table[1:]] == expected["confusion_matrix"]
 
 
-def test_cli_on_the_demo_split_with_chosen_labels(tiny, tmp_path):
+def test_cli_on_the_demo_split_with_chosen_labels(tiny, tmp_path, run_cli):
     model, processor = tiny
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
-    run_cli("--model_name_or_path", str(tmp_path / "model"), "--dataset_name", "demo", "--demo_sizes", "0,0,28",
-            "--labels", "walk,sit_down,wave", "--output_file", str(tmp_path / "report.json"))
+    run_cli(
+        "--model_name_or_path",
+        str(tmp_path / "model"),
+        "--dataset_name",
+        "demo",
+        "--demo_sizes",
+        "0,0,28",
+        "--labels",
+        "walk,sit_down,wave",
+        "--output_file",
+        str(tmp_path / "report.json"),
+    )
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["labels"] == ["walk", "sit_down", "wave"]
     assert report["prompts"] == ["a person walk", "a person sit down", "a person wave"]

@@ -21,13 +21,13 @@ import json
 import math
 import os
 import pickle
-import sys
 
 import numpy as np
 import torch
 
 from motionpatches import MotionPatchesConfig, MotionPatchProcessor, MotionTextModel
 from motionpatches.processors.skeletons import resolve_skeleton
+from motionpatches.training.model_card import write_model_card
 
 DATASETS = ("humanml3d", "kit")
 DATASET_NAMES = {"humanml3d": "HumanML3D", "kit": "KIT-ML"}
@@ -64,7 +64,9 @@ def load_checkpoint(path: str) -> dict[str, torch.Tensor]:
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise ValueError(f"{path}: refused by torch.load(weights_only=True), it holds more than tensors: {err}") from err
+        raise ValueError(
+            f"{path}: refused by torch.load(weights_only=True), it holds more than tensors: {err}"
+        ) from err
     if not isinstance(state_dict, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
     ):
@@ -130,7 +132,9 @@ def build_config(
     )
 
 
-def mismatches(mapped: dict[str, torch.Tensor], unmapped: list[str], model: torch.nn.Module, vocab_size: int) -> list[str]:
+def mismatches(
+    mapped: dict[str, torch.Tensor], unmapped: list[str], model: torch.nn.Module, vocab_size: int
+) -> list[str]:
     """Every way the checkpoint and `model` disagree, named by checkpoint key; empty when they fit 1:1."""
     expected = model.state_dict()
     problems = [f"no known prefix: {key}" for key in sorted(unmapped)]
@@ -177,7 +181,11 @@ def per_joint_statistics(value, label: str, dataset: str) -> np.ndarray:
     num_joints = resolve_skeleton(dataset).num_joints
     if array.size != num_joints * 3:
         where = f" in {source}" if isinstance(source, (str, os.PathLike)) else ""
-        hint = " (that is the size of the new_joint_vecs feature statistics, Mean.npy/Std.npy)" if array.size in (251, 263) else ""
+        hint = (
+            " (that is the size of the new_joint_vecs feature statistics, Mean.npy/Std.npy)"
+            if array.size in (251, 263)
+            else ""
+        )
         raise ValueError(
             f"{label} has {array.size} values{where}{hint}; the {dataset} skeleton needs per-joint statistics of "
             f"new_joints, {num_joints} joints x 3 = {num_joints * 3} values (the authors' {label.capitalize()}_raw.npy)"
@@ -207,7 +215,11 @@ def resolve_statistics(dataset, mean, std, dataset_dir) -> tuple[np.ndarray, np.
         raise ValueError("give mean and std together")
     if mean is not None:
         paths = isinstance(mean, (str, os.PathLike))
-        source = f"`{os.path.basename(mean)}` and `{os.path.basename(std)}`" if paths else "the arrays given to the converter"
+        source = (
+            f"`{os.path.basename(mean)}` and `{os.path.basename(std)}`"
+            if paths
+            else "the arrays given to the converter"
+        )
         return per_joint_statistics(mean, "mean", dataset), per_joint_statistics(std, "std", dataset), source
     if dataset_dir:
         mean, std = dataset_statistics(dataset, dataset_dir)
@@ -248,52 +260,38 @@ def display_name(name_or_path: str) -> str:
     return os.path.basename(os.path.normpath(name_or_path)) if os.path.exists(name_or_path) else name_or_path
 
 
-def write_model_card(output_dir, checkpoint_path, dataset, model, processor, statistics_source, text_config) -> str:
-    """README.md saying where the weights come from and how inputs must be prepared for them."""
+def converted_model_card(checkpoint_path, dataset, model, processor, statistics_source, text_config) -> dict:
+    """`write_model_card` keyword arguments: where the weights come from and how inputs must be prepared for them."""
     config = model.config
     extractor = processor.feature_extractor
     frame_rate = (
         "KIT-ML is recorded at 12.5 fps; as in the authors' loader, frames are repeated to reach 20 fps "
-        "(`frame_rate_mode=\"repeat\"`, used when motions are passed with `motion_fps=12.5`; "
-        "`training/evaluate.py` needs `--kit_repeat_frames` for the same)."
+        '(`frame_rate_mode="repeat"`, used when motions are passed with `motion_fps=12.5`; '
+        "`training/eval_retrieval.py` needs `--kit_repeat_frames` for the same)."
         if dataset == "kit"
         else "HumanML3D is recorded at 20 fps, the model's rate."
     )
-    card = f"""---
-library_name: transformers
-license: cc-by-nc-4.0
-tags: [motionpatches, motion-retrieval, text-to-motion-retrieval, converted]
----
-
-# {os.path.basename(os.path.normpath(output_dir))}
-
-The Motion Patches text<->motion model (Yu et al., CVPR 2024) trained by the authors on {DATASET_NAMES[dataset]}, converted
+    description = f"""The Motion Patches text<->motion model (Yu et al., CVPR 2024) trained by the authors on {DATASET_NAMES[dataset]}, converted
 from their checkpoint `{os.path.basename(checkpoint_path)}` (sha256 `{sha256(checkpoint_path)}`) with
 `training/convert_authors_checkpoint.py` of the `motionpatches` package. The weights are the authors'
 (https://huggingface.co/line-corporation/MotionPatches, code https://github.com/line/MotionPatches, CC BY-NC 4.0);
-only their names and file format changed.
-
-Load it with `AutoModel.from_pretrained(path, trust_remote_code=True)` and
-`AutoProcessor.from_pretrained(path, trust_remote_code=True)`.
-
-## Architecture
-- motion tower: timm `{config.motion_config.backbone}` {config.motion_config.backbone_kwargs or ''} over a
+only their names and file format changed."""
+    architecture = f"""- motion tower: timm `{config.motion_config.backbone}` {config.motion_config.backbone_kwargs or ""} over a
   224 x 80 motion-patch image (14 x 5 patches of 16 x 16), average-pooled patch tokens
 - text tower: `{config.text_config.model_type}` (configuration from `{display_name(text_config)}`), first token
 - projection heads to {config.projection_dim} dimensions; logit scale {config.logit_scale_init_value:.4f}
-  (temperature {math.exp(-config.logit_scale_init_value):.4f})
-
-## Preprocessing (the authors')
-- skeleton `{extractor.skeleton.name}` ({extractor.skeleton.num_joints} joints); parts in the authors' order: {", ".join(extractor.part_names)}
+  (temperature {math.exp(-config.logit_scale_init_value):.4f})"""
+    preprocessing = f"""- skeleton `{extractor.skeleton.name}` ({extractor.skeleton.num_joints} joints); parts in the authors' order: {", ".join(extractor.part_names)}
 - per-joint z-score with the statistics of {statistics_source}
 - each part resampled to 16 points (OpenCV `INTER_LINEAR`), {extractor.num_frames} frames at {extractor.fps:g} fps,
   first window, zero padding
-- {frame_rate}
-"""
-    path = os.path.join(output_dir, "README.md")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(card)
-    return path
+- {frame_rate}"""
+    return {
+        "description": description,
+        "sections": {"Architecture": architecture, "Preprocessing (the authors')": preprocessing},
+        "tags": ("converted",),
+        "license": "cc-by-nc-4.0",
+    }
 
 
 def push_converted(model, processor, card_path: str, repo_id: str) -> None:
@@ -339,12 +337,19 @@ def convert_checkpoint(
     mean, std, statistics_source = resolve_statistics(dataset, mean, std, dataset_dir)
     processor = build_processor(dataset, tokenizer, mean, std)
     model = build_model(
-        checkpoint_path, state_dict, dataset, text_config, motion_backbone, motion_backbone_kwargs, len(processor.tokenizer)
+        checkpoint_path,
+        state_dict,
+        dataset,
+        text_config,
+        motion_backbone,
+        motion_backbone_kwargs,
+        len(processor.tokenizer),
     )
     os.makedirs(output_dir, exist_ok=True)
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
-    card_path = write_model_card(output_dir, checkpoint_path, dataset, model, processor, statistics_source, text_config)
+    card = converted_model_card(checkpoint_path, dataset, model, processor, statistics_source, text_config)
+    card_path = write_model_card(output_dir, **card)
     if push_to_hub:
         push_converted(model, processor, card_path, hub_model_id or os.path.basename(os.path.normpath(output_dir)))
     return model, processor
@@ -352,16 +357,22 @@ def convert_checkpoint(
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="the authors' best_model.pt (or a .safetensors of the same keys)")
+    p.add_argument(
+        "--checkpoint", required=True, help="the authors' best_model.pt (or a .safetensors of the same keys)"
+    )
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--output_dir", required=True)
-    p.add_argument("--mean", help="per-joint mean of new_joints, .npy of shape (J, 3) or (J*3,): the authors' Mean_raw.npy")
+    p.add_argument(
+        "--mean", help="per-joint mean of new_joints, .npy of shape (J, 3) or (J*3,): the authors' Mean_raw.npy"
+    )
     p.add_argument("--std", help="per-joint std of new_joints (the authors' Std_raw.npy)")
-    p.add_argument("--dataset_dir", help="dataset folder; its train split gives the statistics when --mean/--std are not given")
+    p.add_argument(
+        "--dataset_dir", help="dataset folder; its train split gives the statistics when --mean/--std are not given"
+    )
     p.add_argument("--tokenizer", default="distilbert-base-uncased", help="tokenizer name or folder")
     p.add_argument("--text_config", help="text tower config name or folder (default: the tokenizer's)")
     p.add_argument("--motion_backbone", default="vit_base_patch16_224", help="timm ViT the checkpoint was built with")
-    p.add_argument("--motion_backbone_kwargs", type=json.loads, default=None, help='JSON, e.g. \'{"depth": 12}\'')
+    p.add_argument("--motion_backbone_kwargs", type=json.loads, default=None, help="JSON, e.g. '{\"depth\": 12}'")
     p.add_argument("--push_to_hub", action="store_true")
     p.add_argument("--hub_model_id", help="default: the output folder's name")
     args = p.parse_args(argv)

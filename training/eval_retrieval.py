@@ -1,6 +1,6 @@
 """Text<->motion retrieval metrics of a saved model on a dataset split.
 
-    python training/evaluate.py --model_name_or_path outputs/motionpatches-demo --dataset_name demo \
+    python training/eval_retrieval.py --model_name_or_path outputs/motionpatches-demo --dataset_name demo \
         --protocol all --output_file metrics.json --save_embeddings test_embeddings.npz
 
 Protocols: `all` (the paper's: whole split, every motion sharing the exact first caption counts as
@@ -11,8 +11,6 @@ embeddings have cosine above 2*0.95-1 also count; `--sentence_encoder`, MiniLM b
 
 import argparse
 import json
-import os
-import sys
 
 import numpy as np
 
@@ -22,12 +20,14 @@ from motionpatches.retrieval import (
     format_metrics_table,
     sentence_embeddings,
 )
-from motionpatches.training.evaluation import embed_split, score_embeddings
 from motionpatches.training.data.catalog import load_named_dataset
+from motionpatches.training.evaluation import embed_split, score_embeddings
 from motionpatches.training.skeleton_transfer import processor_for_dataset
 
 
-def evaluate(model, processor, rows, protocol="all", batch_size=128, sentence_encoder=None, threshold=0.95, subset_ids=None):
+def evaluate(
+    model, processor, rows, protocol="all", batch_size=128, sentence_encoder=None, threshold=0.95, subset_ids=None
+):
     """(metrics, embeddings) of `model` on `rows` under `protocol`; importable for notebooks and tests."""
     embeddings = embed_split(model, processor, rows, batch_size)
     kwargs = {}
@@ -68,8 +68,13 @@ def main(argv=None):
     model = AutoModel.from_pretrained(args.model_name_or_path, trust_remote_code=True)
     processor = AutoProcessor.from_pretrained(args.model_name_or_path, trust_remote_code=True)
     data, skeleton = load_named_dataset(
-        args.dataset_name, dataset_dir=args.dataset_dir, skeleton=args.skeleton, dataset_fps=args.dataset_fps,
-        kit_repeat_frames=args.kit_repeat_frames, demo_sizes=tuple(int(n) for n in args.demo_sizes.split(",")), seed=args.seed,
+        args.dataset_name,
+        dataset_dir=args.dataset_dir,
+        skeleton=args.skeleton,
+        dataset_fps=args.dataset_fps,
+        kit_repeat_frames=args.kit_repeat_frames,
+        demo_sizes=tuple(int(n) for n in args.demo_sizes.split(",")),
+        seed=args.seed,
     )
     processor = processor_for_dataset(processor, skeleton, data)
     subset_ids = None
@@ -77,7 +82,14 @@ def main(argv=None):
         with open(args.subset_ids, encoding="utf-8") as f:
             subset_ids = [line.strip() for line in f if line.strip()]
     metrics, embeddings = evaluate(
-        model, processor, data[args.split], args.protocol, args.batch_size, args.sentence_encoder, args.threshold, subset_ids
+        model,
+        processor,
+        data[args.split],
+        args.protocol,
+        args.batch_size,
+        args.sentence_encoder,
+        args.threshold,
+        subset_ids,
     )
     print(f"{args.split} split, {len(data[args.split])} motions, protocol {args.protocol}:")
     print(format_metrics_table(metrics))

@@ -1,25 +1,25 @@
 """Zero-shot action classification of labelled motions with a saved motion-text model.
 
-    python training/zero_shot.py --model_name_or_path DIR --csv clips.csv [--motions_dir DIR]
-    python training/zero_shot.py --model_name_or_path DIR --babel_json babel/val.json --joints_dir DIR --fps 30
-    python training/zero_shot.py --model_name_or_path DIR --dataset_name demo --label_text '{"walk": "walks"}'
+    python training/eval_zero_shot.py --model_name_or_path DIR --csv clips.csv [--motions_dir DIR]
+    python training/eval_zero_shot.py --model_name_or_path DIR --babel_json babel/val.json --joints_dir DIR --fps 30
+    python training/eval_zero_shot.py --model_name_or_path DIR --dataset_name demo --label_text '{"walk": "walks"}'
 
 Each label becomes a prompt (`--template`, "a person {label}" by default; `--label_text` maps a label
 to nicer words, e.g. {"sit_down": "sits down"}), each motion is given the label whose prompt it is most
 similar to. Labels default to every label in the data; with `--labels`, rows with other labels are left
 out. Prints top-1/top-5 accuracy and the confusion matrix; `--output_file` writes the report as JSON
 (with each motion's id and prediction), `--confusion_csv` the matrix as CSV and `--save_scores` every
-motion-label similarity. For BABEL's joint-file layout see training/classification_data.py.
+motion-label similarity. For BABEL's joint-file layout see training/data/classification.py.
 """
 
 import argparse
 import csv
 import json
 import os
-import sys
 
 import numpy as np
 
+from motionpatches.training.data.classification import BABEL_LABEL_KEYS, TARGET_FPS, load_babel, load_label_csv
 from motionpatches.zero_shot import (
     DEFAULT_TEMPLATE,
     build_prompts,
@@ -27,7 +27,6 @@ from motionpatches.zero_shot import (
     format_confusion_matrix,
     zero_shot_scores,
 )
-from motionpatches.training.data.classification import BABEL_LABEL_KEYS, TARGET_FPS, load_babel, load_label_csv
 
 
 def load_rows(args):
@@ -38,8 +37,12 @@ def load_rows(args):
         if not args.joints_dir or not args.fps:
             raise SystemExit("--babel_json needs --joints_dir and --fps (the frame rate of the joint files)")
         return load_babel(
-            args.babel_json, args.joints_dir, args.fps, min_seconds=args.min_seconds,
-            label_key=args.label_key, use_sequence_labels=args.use_sequence_labels,
+            args.babel_json,
+            args.joints_dir,
+            args.fps,
+            min_seconds=args.min_seconds,
+            label_key=args.label_key,
+            use_sequence_labels=args.use_sequence_labels,
         )
     from motionpatches.training.data.demo import load_demo_dataset
 
@@ -92,8 +95,13 @@ def main(argv=None):
     source.add_argument("--dataset_name", choices=["demo"], help="the procedural demo's test split, labelled by action")
     p.add_argument("--motions_dir", help="folder the CSV's files are relative to (default: the CSV's folder)")
     p.add_argument("--joints_dir", help="BABEL: joint positions as <joints_dir>/<feat_p with .npy for .npz>")
-    p.add_argument("--fps", "--motion_fps", dest="fps", type=float,
-                   help="frame rate of the .npy joint files (CSV default 20; required with --babel_json)")
+    p.add_argument(
+        "--fps",
+        "--motion_fps",
+        dest="fps",
+        type=float,
+        help="frame rate of the .npy joint files (CSV default 20; required with --babel_json)",
+    )
     p.add_argument("--label_key", default="proc_label", choices=BABEL_LABEL_KEYS, help="BABEL label field")
     p.add_argument("--use_sequence_labels", action="store_true", help="BABEL: sequence labels, not segments")
     p.add_argument("--min_seconds", type=float, default=0.5, help="BABEL: shortest segment kept")
@@ -106,7 +114,9 @@ def main(argv=None):
     p.add_argument("--device", help="e.g. cuda or cpu (default: cuda when available)")
     p.add_argument("--output_file", help="write the report as JSON")
     p.add_argument("--confusion_csv", help="write the confusion matrix as CSV")
-    p.add_argument("--save_scores", help="write the (motions, labels) cosine similarities as .npy, rows in the report's ids order")
+    p.add_argument(
+        "--save_scores", help="write the (motions, labels) cosine similarities as .npy, rows in the report's ids order"
+    )
     args = p.parse_args(argv)
 
     import torch
@@ -122,11 +132,17 @@ def main(argv=None):
     # the loaders deliver 20 fps; the processor resamples to the model's rate if that differs
     scores = zero_shot_scores(model, processor, motions, labels, args.template, args.batch_size, TARGET_FPS, label_text)
     report = classification_report(scores, rows["label"], labels)
-    report.update(template=args.template, prompts=prompts, ids=list(rows["id"]),
-                  predictions=[labels[j] for j in scores.argmax(axis=1)])
+    report.update(
+        template=args.template,
+        prompts=prompts,
+        ids=list(rows["id"]),
+        predictions=[labels[j] for j in scores.argmax(axis=1)],
+    )
 
-    print(f"{report['num_samples']} motions, {len(labels)} labels: "
-          f"top-1 {report['top1']:.2f}%  top-5 {report['top5']:.2f}%")
+    print(
+        f"{report['num_samples']} motions, {len(labels)} labels: "
+        f"top-1 {report['top1']:.2f}%  top-5 {report['top5']:.2f}%"
+    )
     print(format_confusion_matrix(report))
     if args.output_file:
         with open(args.output_file, "w", encoding="utf-8") as f:

@@ -5,7 +5,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from motionpatches.retrieval import retrieval_metrics
-
 from motionpatches.training.batching import MotionTextCollator
 
 
@@ -55,6 +54,7 @@ def left_right_confusion(embeddings: dict) -> float | None:
     The demo's hardest distinction: a left-hand and a right-hand wave differ only in which arm moves.
     None when no caption names a side.
     """
+
     def side(caption):
         words = set(caption.lower().replace(",", " ").split())
         sides = {"left", "right"} & words

@@ -8,12 +8,11 @@ Useful to see the layout the loaders expect, and to run file-based tools (`motio
 
 import argparse
 import os
-import sys
 
 import numpy as np
 
-from motionpatches.training.data.demo import load_demo_dataset
 from motionpatches.training.data.common import SPLIT_FILES
+from motionpatches.training.data.demo import load_demo_dataset
 
 
 def export_demo(out: str, seed: int = 0, sizes=(1200, 150, 150)) -> None:

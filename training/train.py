@@ -1,17 +1,14 @@
 """Train a Motion Patches text<->motion model with accelerate.
 
-    accelerate launch training/train.py            # the offline demo: procedural motions, tiny ViT
-    accelerate launch training/train.py --dataset_name humanml3d --dataset_dir data/HumanML3D \
-        --motion_backbone vit_base_patch16_224.augreg_in21k --text_model distilbert-base-uncased
+    accelerate launch training/train.py                       # from a checkout: the offline demo
+    accelerate launch -m motionpatches.training.train ...     # from anywhere the package is installed
+    python -m motionpatches.training.train --help             # the options (training/params.py)
 
-Each step: one random caption and one random window per motion, the contrastive loss over the
-global batch (all processes), Adam with one learning rate per part (text, motion, heads) and a cosine
-schedule. Model selection uses the validation split; the best model is saved with its processor and
-code (safetensors, loadable with trust_remote_code), evaluated on the test split, described in a
-model card, and pushed to the Hub when asked.
+`main` reads top to bottom: arguments, data, model and processor, loader, optimizer and schedule,
+resuming, the training loop (validation and checkpoints on the way), then the test split, the saved
+model, its model card and the Hub. Flags are in params.py; saving and finding checkpoints in checkpoints.py.
 """
 
-import argparse
 import importlib.util
 import json
 import logging
@@ -19,6 +16,7 @@ import math
 import os
 import shutil
 import sys
+from dataclasses import asdict, dataclass
 
 import datasets
 import numpy as np
@@ -39,83 +37,102 @@ from motionpatches.modeling_motionpatches import create_motion_backbone
 from motionpatches.retrieval import format_metrics_table
 from motionpatches.tiny import build_word_tokenizer, minilm_path
 from motionpatches.training.batching import EpochPermutationSampler, EpochSeededRows, MotionTextCollator
-from motionpatches.training.loss import clamp_logit_scale, global_contrastive_loss
-from motionpatches.training.evaluation import embed_split, left_right_confusion, score_embeddings, selection_score
-from motionpatches.training.model_card import write_model_card
+from motionpatches.training.checkpoints import find_checkpoint, load_checkpoint, save_checkpoint
 from motionpatches.training.data.catalog import load_named_dataset
+from motionpatches.training.evaluation import embed_split, left_right_confusion, score_embeddings, selection_score
+from motionpatches.training.loss import clamp_logit_scale, global_contrastive_loss
+from motionpatches.training.model_card import trained_model_card, write_model_card
+from motionpatches.training.params import parse_args
 from motionpatches.training.skeleton_transfer import processor_for_dataset
 
 logger = logging.getLogger(__name__)
 
-PAPER_LEARNING_RATES = {"text": 1e-5, "motion": 1e-4, "heads": 1e-3}
-# a tiny ViT learning from scratch on the demo needs a larger step than fine-tuning ImageNet weights
-DEMO_LEARNING_RATES = {"text": 5e-5, "motion": 5e-4, "heads": 1e-3}
-DEMO_QUERY = "a person waves with the left hand"
+
+@dataclass
+class TrainState:
+    """What a checkpoint's progress.json holds: the last optimizer step and the best validation so far."""
+
+    step: int = 0
+    best_score: float = -1.0
+    best_step: int = 0
+    best_metrics: dict | None = None
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    data = p.add_argument_group("data")
-    data.add_argument("--dataset_name", default="demo", help="demo, humanml3d, kit, interhuman, or a folder in the HumanML3D layout")
-    data.add_argument("--dataset_dir", help="folder of humanml3d / kit data")
-    data.add_argument("--skeleton", help="preset name or JSON skeleton file (default: the dataset's)")
-    data.add_argument("--dataset_fps", type=float, help="frame rate of the motion files (default: the skeleton's)")
-    data.add_argument("--kit_repeat_frames", action="store_true", help="the reference's frame repeating for 12.5 -> 20 fps")
-    data.add_argument("--part_order", default="canonical", choices=["canonical", "reference"])
-    data.add_argument("--max_train_samples", type=int)
-    data.add_argument("--max_eval_samples", type=int)
-    data.add_argument("--demo_sizes", default="1200,150,150", help="train,validation,test motions of the demo dataset")
-    data.add_argument("--preprocessing_num_workers", type=int)
+@dataclass
+class TrainBatches:
+    """The training loader with its rows and sampler, whose random draws depend on the epoch."""
 
-    model = p.add_argument_group("model")
-    model.add_argument("--model_name_or_path", help="continue from a saved MotionTextModel (folder or Hub id)")
-    model.add_argument("--motion_encoder", default="vit", choices=["vit", "joint_transformer", "dstformer"],
-                       help="vit: motion patches (the paper); the others read raw joints (the paper's ablation, MotionBERT)")
-    model.add_argument("--motion_backbone", default="vit_tiny_patch16_224", help="timm ViT name (paper: vit_base_patch16_224.augreg_in21k)")
-    model.add_argument("--motion_backbone_kwargs", type=json.loads, default={"depth": 6}, help='JSON, e.g. {"depth": 6}')
-    model.add_argument("--motion_pretrained", action="store_true", help="load the backbone's timm weights (Hub)")
-    model.add_argument("--motion_weights_file", help="local timm state dict for the backbone (.safetensors/.pth)")
-    model.add_argument("--text_model", default="auto", help="auto (MiniLM if installed, else tiny), minilm, tiny, or a Hub id / folder")
-    model.add_argument("--text_config_overrides", type=json.loads, default={}, help="JSON for the tiny text model's BertConfig")
-    model.add_argument("--projection_dim", type=int, default=256)
-    model.add_argument("--num_frames", type=int, default=224)
+    rows: EpochSeededRows
+    sampler: EpochPermutationSampler
+    loader: DataLoader
 
-    train = p.add_argument_group("training")
-    train.add_argument("--output_dir", default="outputs/motionpatches-demo")
-    train.add_argument("--num_train_epochs", type=int, default=None, help="default: 10 on the demo, 50 otherwise")
-    train.add_argument("--max_steps", type=int, help="stop after this many optimizer steps (overrides epochs)")
-    train.add_argument("--per_device_train_batch_size", type=int, default=32)
-    train.add_argument("--per_device_eval_batch_size", type=int, default=128)
-    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    train.add_argument("--learning_rate_text", type=float)
-    train.add_argument("--learning_rate_motion", type=float)
-    train.add_argument("--learning_rate_heads", type=float)
-    train.add_argument("--warmup_steps", type=int, default=0)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--eval_steps", type=int, help="validate every N steps (default: every epoch)")
-    train.add_argument("--checkpointing_steps", type=int, help="save accelerate state every N steps")
-    train.add_argument("--resume_from_checkpoint", help="a checkpoint folder, or 'latest'")
-    train.add_argument("--report_to", default="auto", choices=["auto", "tensorboard", "none"],
-                       help="accelerate tracker; auto = tensorboard when it is installed (logs in output_dir)")
-    train.add_argument("--push_to_hub", action="store_true")
-    train.add_argument("--hub_model_id")
-    train.add_argument("--query", default=None, help="free-text query answered with the test split at the end")
-    args = p.parse_args(argv)
-    demo = args.dataset_name == "demo"
-    rates = DEMO_LEARNING_RATES if demo and not args.model_name_or_path else PAPER_LEARNING_RATES
-    for part, rate in rates.items():
-        if getattr(args, f"learning_rate_{part}") is None:
-            setattr(args, f"learning_rate_{part}", rate)
-    if args.num_train_epochs is None:
-        args.num_train_epochs = 10 if demo else 50
-    if args.query is None and demo:
-        args.query = DEMO_QUERY
-    return args
+    def for_epoch(self, epoch: int, accelerator: Accelerator, skip: int = 0):
+        self.sampler.set_epoch(epoch)
+        self.rows.set_epoch(epoch)
+        return accelerator.skip_first_batches(self.loader, skip) if skip else self.loader
+
+
+@dataclass
+class StepPlan:
+    """How long training runs, in optimizer steps."""
+
+    steps_per_epoch: int  # optimizer steps, per process after sharding
+    max_steps: int
+    num_epochs: int
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    accelerator = setup_accelerator(args)
+    with accelerator.main_process_first():
+        data = load_data(args)
+    model, processor = build_model_and_processor(args, data)
+    logger.info(
+        f"data: { {split: len(rows) for split, rows in data.items()} }; "
+        f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters"
+    )
+
+    batches = build_train_batches(args, data["train"], processor)
+    optimizer = torch.optim.Adam(param_groups(model, args))
+    model, optimizer, batches.loader = accelerator.prepare(model, optimizer, batches.loader)
+    plan = plan_steps(args, len(batches.loader), len(data["train"]))
+    # stepped once per optimizer step, and a pure function of the step, so resuming just fast-forwards it
+    scheduler = get_cosine_schedule_with_warmup(optimizer, args.warmup_steps, plan.max_steps)
+    start_trackers(accelerator, args)
+    state = resume(args, accelerator, scheduler)
+
+    train_loop(args, accelerator, model, optimizer, scheduler, batches, plan, state, processor, data["validation"])
+    accelerator.end_training()
+    if not accelerator.is_main_process:
+        return
+
+    best = best_model(args.output_dir, accelerator, model)
+    test_embeddings, test_metrics = evaluate_test_split(args, accelerator, best, processor, data["test"], state)
+    save_final_model(args, best, processor, data, state, test_metrics)
+    if args.query:
+        print_top_motions(args.query, best, processor, test_embeddings, data["test"], accelerator.device)
+    if args.push_to_hub:
+        push_to_hub(args, best, processor)
+
+
+def setup_accelerator(args) -> Accelerator:
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        log_with=tracker(args.report_to),
+        project_dir=args.output_dir,
+    )
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.INFO if accelerator.is_main_process else logging.WARNING,
+    )
+    set_seed(args.seed)
+    return accelerator
 
 
 def tracker(report_to: str) -> str | None:
     if report_to == "auto":
-        return "tensorboard" if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX") else None
+        installed = importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX")
+        return "tensorboard" if installed else None
     return None if report_to == "none" else report_to
 
 
@@ -130,7 +147,8 @@ def load_data(args) -> datasets.DatasetDict:
         demo_sizes=tuple(int(n) for n in args.demo_sizes.split(",")),
         seed=args.seed,
     )
-    for split, limit in (("train", args.max_train_samples), ("validation", args.max_eval_samples), ("test", args.max_eval_samples)):
+    limits = (("train", args.max_train_samples), ("validation", args.max_eval_samples), ("test", args.max_eval_samples))
+    for split, limit in limits:
         if limit is not None and split in data and len(data[split]) > limit:
             data[split] = data[split].select(range(limit))
     args.skeleton = skeleton
@@ -148,13 +166,25 @@ def build_model_and_processor(args, data):
     if text_source == "minilm":
         text_source = minilm_path() or sys.exit("--text_model minilm needs the demo extra: pip install '.[demo]'")
     num_persons = persons_per_sample(data["train"])
-    motion_config = {"num_frames": args.num_frames, "backbone_kwargs": args.motion_backbone_kwargs, "encoder": args.motion_encoder}
+    motion_config = {
+        "num_frames": args.num_frames,
+        "backbone_kwargs": args.motion_backbone_kwargs,
+        "encoder": args.motion_encoder,
+    }
     if args.motion_encoder != "vit":
         motion_config["num_joints"] = data["train"].features["motion"].shape[-2]
     if text_source == "tiny":
-        tokenizer = build_word_tokenizer(c for split in data.values() for captions in split["captions"] for c in captions)
-        sizes = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256,
-                 "max_position_embeddings": 128, **args.text_config_overrides}
+        tokenizer = build_word_tokenizer(
+            c for split in data.values() for captions in split["captions"] for c in captions
+        )
+        sizes = {
+            "hidden_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "intermediate_size": 256,
+            "max_position_embeddings": 128,
+            **args.text_config_overrides,
+        }
         text_config = BertConfig(vocab_size=len(tokenizer), **sizes)
         config = MotionPatchesConfig(
             motion_config=MotionPatchesMotionConfig(backbone=args.motion_backbone, **motion_config),
@@ -176,8 +206,12 @@ def build_model_and_processor(args, data):
             num_persons=num_persons,
         )
     processor = MotionPatchProcessor(
-        tokenizer=tokenizer, skeleton=args.skeleton, part_order=args.part_order, num_frames=args.num_frames,
-        points_per_part=model.config.motion_config.patch_size, num_persons=num_persons,
+        tokenizer=tokenizer,
+        skeleton=args.skeleton,
+        part_order=args.part_order,
+        num_frames=args.num_frames,
+        points_per_part=model.config.motion_config.patch_size,
+        num_persons=num_persons,
         output_format="patches" if args.motion_encoder == "vit" else "joints",
     )
     processor.feature_extractor.fit_statistics(data["train"].with_format("numpy")["motion"])
@@ -198,156 +232,170 @@ def param_groups(model, args):
     return [{"params": groups[part], "lr": getattr(args, f"learning_rate_{part}"), "name": part} for part in groups]
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        log_with=tracker(args.report_to),
-        project_dir=args.output_dir,
-    )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO if accelerator.is_main_process else logging.WARNING)
-    set_seed(args.seed)
-
-    with accelerator.main_process_first():
-        data = load_data(args)
-    model, processor = build_model_and_processor(args, data)
-    logger.info(f"data: { {split: len(rows) for split, rows in data.items()} }; model: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters")
-
-    train_rows = EpochSeededRows(data["train"], args.seed)
+def build_train_batches(args, rows, processor) -> TrainBatches:
+    train_rows = EpochSeededRows(rows, args.seed)
     sampler = EpochPermutationSampler(len(train_rows), args.seed)
-    train_loader = DataLoader(
-        train_rows, batch_size=args.per_device_train_batch_size, sampler=sampler, drop_last=True,
+    loader = DataLoader(
+        train_rows,
+        batch_size=args.per_device_train_batch_size,
+        sampler=sampler,
+        drop_last=True,
         collate_fn=MotionTextCollator(processor, train=True),
         # its own generator: a DataLoader otherwise draws from the global torch RNG whenever it starts,
         # which would shift the dropout masks of a resumed run
         generator=torch.Generator().manual_seed(args.seed),
     )
-    optimizer = torch.optim.Adam(param_groups(model, args))
-    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
-    unwrapped = accelerator.unwrap_model(model)
-    steps_per_epoch = len(train_loader) // args.gradient_accumulation_steps  # per process, after sharding
+    return TrainBatches(train_rows, sampler, loader)
+
+
+def plan_steps(args, batches_per_epoch: int, num_train_rows: int) -> StepPlan:
+    """Steps per epoch, total steps and epochs, from the prepared (sharded) loader's length."""
+    steps_per_epoch = batches_per_epoch // args.gradient_accumulation_steps
     if steps_per_epoch == 0:
-        raise SystemExit(f"{len(data['train'])} training rows do not fill one global batch; lower --per_device_train_batch_size")
-    max_steps = args.max_steps or args.num_train_epochs * steps_per_epoch
-    num_epochs = math.ceil(max_steps / steps_per_epoch)
-    # stepped once per optimizer step, and a pure function of the step, so resuming just fast-forwards it
-    scheduler = get_cosine_schedule_with_warmup(optimizer, args.warmup_steps, max_steps)
-    if accelerator.log_with:
-        accelerator.init_trackers("motionpatches", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
-
-    checkpoints_dir = os.path.join(args.output_dir, "checkpoints")
-    best_dir = os.path.join(args.output_dir, "best_model")
-    progress = {"step": 0, "best_score": -1.0, "best_step": 0, "best_metrics": None}
-    if args.resume_from_checkpoint:
-        path = args.resume_from_checkpoint
-        if path == "latest":
-            names = [n for n in os.listdir(checkpoints_dir) if n.startswith("step_")] if os.path.isdir(checkpoints_dir) else []
-            path = os.path.join(checkpoints_dir, max(names, key=lambda n: int(n.split("_")[1]))) if names else None
-        if path:
-            accelerator.load_state(path)
-            with open(os.path.join(path, "progress.json")) as f:
-                progress = json.load(f)
-            for _ in range(progress["step"]):
-                scheduler.step()
-            logger.info(f"resumed from {path} at step {progress['step']}")
-
-    def validate(step):
-        embeddings = embed_split(unwrapped, processor, data["validation"], args.per_device_eval_batch_size, accelerator.device)
-        metrics = score_embeddings(embeddings, "all")
-        score = selection_score(metrics)
-        confusion = left_right_confusion(embeddings)
-        if confusion is not None:
-            metrics["left_right_confusion"] = confusion
-        logger.info(
-            f"step {step} validation (protocol all):\n{format_metrics_table(metrics)}"
-            + (f"\nleft/right swapped at rank 1: {confusion:.1f}% of side-specific texts" if confusion is not None else "")
+        raise SystemExit(
+            f"{num_train_rows} training rows do not fill one global batch; lower --per_device_train_batch_size"
         )
-        accelerator.log({f"validation/{k}": v for k, v in metrics.items()}, step=step)
-        if score > progress["best_score"]:
-            progress.update(best_score=score, best_step=step, best_metrics=metrics)
-            unwrapped.save_pretrained(best_dir)
-            processor.save_pretrained(best_dir)
-        model.train()
+    max_steps = args.max_steps or args.num_train_epochs * steps_per_epoch
+    return StepPlan(steps_per_epoch, max_steps, math.ceil(max_steps / steps_per_epoch))
 
-    def save_checkpoint(step):
-        final = os.path.join(checkpoints_dir, f"step_{step}")
-        partial = final + ".partial"  # renamed when complete, so a killed run never leaves a half checkpoint
-        accelerator.save_state(partial)
-        if accelerator.is_main_process:
-            with open(os.path.join(partial, "progress.json"), "w") as f:
-                json.dump(progress, f)
-            if os.path.isdir(final):  # saved before by the run this one resumed; this step's state replaces it
-                shutil.rmtree(final)
-            os.replace(partial, final)
-        accelerator.wait_for_everyone()
 
-    step = progress["step"]
-    start_epoch, skip_batches = divmod(step * args.gradient_accumulation_steps, len(train_loader))
-    bar = tqdm(total=max_steps, initial=step, disable=not accelerator.is_local_main_process, desc="training")
+def start_trackers(accelerator: Accelerator, args) -> None:
+    if accelerator.log_with:
+        config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
+        accelerator.init_trackers("motionpatches", config=config)
+
+
+def resume(args, accelerator: Accelerator, scheduler) -> TrainState:
+    """A fresh state, or the one of the checkpoint `--resume_from_checkpoint` names, with its states loaded."""
+    path = find_checkpoint(args.resume_from_checkpoint, args.output_dir) if args.resume_from_checkpoint else None
+    if not path:
+        return TrainState()
+    state = TrainState(**load_checkpoint(accelerator, path))
+    for _ in range(state.step):
+        scheduler.step()
+    logger.info(f"resumed from {path} at step {state.step}")
+    return state
+
+
+def train_loop(args, accelerator, model, optimizer, scheduler, batches, plan, state, processor, validation_rows):
+    """Optimizer steps from `state.step` to `plan.max_steps`, validating and saving checkpoints on the way."""
+    unwrapped = accelerator.unwrap_model(model)
+    # a resumed run continues in the epoch it stopped in, after the batches it already trained on
+    start_epoch, skip_batches = divmod(state.step * args.gradient_accumulation_steps, len(batches.loader))
+    bar = tqdm(total=plan.max_steps, initial=state.step, disable=not accelerator.is_local_main_process, desc="training")
     model.train()
-    for epoch in range(start_epoch, num_epochs):
-        sampler.set_epoch(epoch)
-        train_rows.set_epoch(epoch)
-        loader = accelerator.skip_first_batches(train_loader, skip_batches) if epoch == start_epoch and skip_batches else train_loader
-        for batch in loader:
-            with accelerator.accumulate(model):
-                out = model(**batch)
-                loss = global_contrastive_loss(out.motion_embeds, out.text_embeds, unwrapped.logit_scale)
-                accelerator.backward(loss)
-                optimizer.step()
-                optimizer.zero_grad()
-            if not accelerator.sync_gradients:
+    for epoch in range(start_epoch, plan.num_epochs):
+        for batch in batches.for_epoch(epoch, accelerator, skip=skip_batches if epoch == start_epoch else 0):
+            loss = train_step(accelerator, model, optimizer, batch)
+            if not accelerator.sync_gradients:  # accumulating: no optimizer step yet
                 continue
             scheduler.step()
             clamp_logit_scale(unwrapped.logit_scale)
-            step += 1
-            progress["step"] = step
+            state.step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", temperature=f"{1 / unwrapped.logit_scale.exp().item():.3f}")
-            accelerator.log({"train/loss": loss.item(), "train/logit_scale": unwrapped.logit_scale.item(), "train/lr_motion": scheduler.get_last_lr()[1]}, step=step)
-            end_of_epoch = step % steps_per_epoch == 0
-            if accelerator.is_main_process and ((args.eval_steps and step % args.eval_steps == 0) or (not args.eval_steps and end_of_epoch) or step == max_steps):
-                validate(step)
+            accelerator.log(
+                {
+                    "train/loss": loss.item(),
+                    "train/logit_scale": unwrapped.logit_scale.item(),
+                    "train/lr_motion": scheduler.get_last_lr()[1],
+                },
+                step=state.step,
+            )
+            if accelerator.is_main_process and validation_due(args, plan, state.step):
+                validate(args, accelerator, unwrapped, processor, validation_rows, state)
+                model.train()
             accelerator.wait_for_everyone()
-            if args.checkpointing_steps and step % args.checkpointing_steps == 0:
-                save_checkpoint(step)
-            if step >= max_steps:
+            if args.checkpointing_steps and state.step % args.checkpointing_steps == 0:
+                save_checkpoint(accelerator, args.output_dir, state.step, asdict(state))
+            if state.step >= plan.max_steps:
                 break
-        skip_batches = 0
-        if step >= max_steps:
+        if state.step >= plan.max_steps:
             break
     bar.close()
-    accelerator.end_training()
 
-    if not accelerator.is_main_process:
-        return
-    best = MotionTextModel.from_pretrained(best_dir).to(accelerator.device) if os.path.isdir(best_dir) else unwrapped
-    test_embeddings = embed_split(best, processor, data["test"], args.per_device_eval_batch_size, accelerator.device)
-    test_metrics = score_embeddings(test_embeddings, "all")
-    chance = {k: 100.0 * min(1.0, int(k.split("@")[1]) / len(data["test"])) for k in test_metrics if "@" in k}
-    print(f"\ntest split ({len(data['test'])} motions, protocol all), best validation step {progress['best_step']}:")
-    print(format_metrics_table(test_metrics))
-    print(f"chance level: R@1 {chance['t2m/R@1']:.2f}%, R@10 {chance['t2m/R@10']:.2f}%")
-    confusion = left_right_confusion(test_embeddings)
+
+def train_step(accelerator: Accelerator, model, optimizer, batch) -> torch.Tensor:
+    """Forward and backward on one batch; the optimizer steps only when accelerate syncs gradients."""
+    with accelerator.accumulate(model):
+        out = model(**batch)
+        loss = global_contrastive_loss(out.motion_embeds, out.text_embeds, accelerator.unwrap_model(model).logit_scale)
+        accelerator.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad()
+    return loss
+
+
+def validation_due(args, plan: StepPlan, step: int) -> bool:
+    """Every `--eval_steps` steps, else at the end of each epoch; and after the last step."""
+    if args.eval_steps:
+        return step % args.eval_steps == 0 or step == plan.max_steps
+    return step % plan.steps_per_epoch == 0 or step == plan.max_steps
+
+
+def best_model_dir(output_dir: str) -> str:
+    return os.path.join(output_dir, "best_model")
+
+
+def validate(args, accelerator: Accelerator, model, processor, rows, state: TrainState) -> None:
+    """Scores and logs the validation split; a new best score is recorded in `state` and its model and processor
+    saved to output_dir/best_model."""
+    embeddings = embed_split(model, processor, rows, args.per_device_eval_batch_size, accelerator.device)
+    metrics = score_embeddings(embeddings, "all")
+    score = selection_score(metrics)
+    confusion = left_right_confusion(embeddings)
     if confusion is not None:
-        test_metrics["left_right_confusion"] = confusion
+        metrics["left_right_confusion"] = confusion
+    logger.info(
+        f"step {state.step} validation (protocol all):\n{format_metrics_table(metrics)}"
+        + (f"\nleft/right swapped at rank 1: {confusion:.1f}% of side-specific texts" if confusion is not None else "")
+    )
+    accelerator.log({f"validation/{k}": v for k, v in metrics.items()}, step=state.step)
+    if score > state.best_score:
+        state.best_score, state.best_step, state.best_metrics = score, state.step, metrics
+        model.save_pretrained(best_model_dir(args.output_dir))
+        processor.save_pretrained(best_model_dir(args.output_dir))
+
+
+def best_model(output_dir: str, accelerator: Accelerator, model) -> MotionTextModel:
+    """The model the best validation saved, or the trained `model` itself when no validation ran."""
+    folder = best_model_dir(output_dir)
+    if os.path.isdir(folder):
+        return MotionTextModel.from_pretrained(folder).to(accelerator.device)
+    return accelerator.unwrap_model(model)
+
+
+def evaluate_test_split(args, accelerator: Accelerator, model, processor, rows, state: TrainState) -> tuple[dict, dict]:
+    """Prints the test split's metrics next to chance level; returns (embeddings, metrics)."""
+    embeddings = embed_split(model, processor, rows, args.per_device_eval_batch_size, accelerator.device)
+    metrics = score_embeddings(embeddings, "all")
+    chance = {k: 100.0 * min(1.0, int(k.split("@")[1]) / len(rows)) for k in metrics if "@" in k}
+    print(f"\ntest split ({len(rows)} motions, protocol all), best validation step {state.best_step}:")
+    print(format_metrics_table(metrics))
+    print(f"chance level: R@1 {chance['t2m/R@1']:.2f}%, R@10 {chance['t2m/R@10']:.2f}%")
+    confusion = left_right_confusion(embeddings)
+    if confusion is not None:
+        metrics["left_right_confusion"] = confusion
         print(f"left/right swapped at rank 1: {confusion:.1f}% of side-specific test texts")
+    return embeddings, metrics
 
-    best.save_pretrained(args.output_dir)
+
+def save_final_model(args, model, processor, data, state: TrainState, test_metrics: dict) -> None:
+    """Model, processor, metrics.json and model card in output_dir, which replace best_model/."""
+    model.save_pretrained(args.output_dir)
     processor.save_pretrained(args.output_dir)
+    metrics = {
+        "validation": state.best_metrics,
+        "test": test_metrics,
+        "best_step": state.best_step,
+        "steps": state.step,
+    }
     with open(os.path.join(args.output_dir, "metrics.json"), "w") as f:
-        json.dump({"validation": progress["best_metrics"], "test": test_metrics, "best_step": progress["best_step"], "steps": step}, f, indent=2)
-    write_model_card(args.output_dir, args=vars(args), data=data, validation=progress["best_metrics"], test=test_metrics, steps=step, best_step=progress["best_step"])
-    shutil.rmtree(best_dir, ignore_errors=True)
+        json.dump(metrics, f, indent=2)
+    card = trained_model_card(vars(args), data, state.best_metrics, test_metrics, state.step, state.best_step)
+    write_model_card(args.output_dir, **card)
+    shutil.rmtree(best_model_dir(args.output_dir), ignore_errors=True)
     print(f"saved model, processor and code to {args.output_dir}")
-
-    if args.query:
-        print_top_motions(args.query, best, processor, test_embeddings, data["test"], accelerator.device)
-    if args.push_to_hub:
-        repo_id = args.hub_model_id or os.path.basename(os.path.normpath(args.output_dir))
-        best.push_to_hub(repo_id)
-        processor.push_to_hub(repo_id)
-        print(f"pushed to the Hub: {repo_id}")
 
 
 @torch.inference_mode()
@@ -358,6 +406,13 @@ def print_top_motions(query, model, processor, embeddings, rows, device, k=3):
     print(f'\ntop-{k} test motions for "{query}":')
     for rank, index in enumerate(np.argsort(-scores)[:k], start=1):
         print(f"  {rank}. {rows[int(index)]['id']}  cos {scores[index]:.3f}  ({rows[int(index)]['captions'][0]})")
+
+
+def push_to_hub(args, model, processor) -> None:
+    repo_id = args.hub_model_id or os.path.basename(os.path.normpath(args.output_dir))
+    model.push_to_hub(repo_id)
+    processor.push_to_hub(repo_id)
+    print(f"pushed to the Hub: {repo_id}")
 
 
 if __name__ == "__main__":

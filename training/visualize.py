@@ -8,17 +8,19 @@
     python training/visualize.py attention MOTION.npy --model_name_or_path DIR --out attention.png
 
 Motions are `.npy` joint positions `(frames, joints, 3)` (HumanML3D `new_joints` layout: metres,
-Y up). Camera views and colours are described in `modeling_motionpatches/visualization.py`.
+Y up). Camera views and colours are described in `src/motionpatches/visualization.py`.
 """
 
 import argparse
 import os
-import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from motionpatches.processors import MotionPatchFeatureExtractor
+from motionpatches.processors.feature_extraction_motionpatches import load_motion
+from motionpatches.processors.skeletons import resolve_skeleton
 from motionpatches.visualization import (
     VIEWS,
     attention_figure,
@@ -28,9 +30,6 @@ from motionpatches.visualization import (
     retrieval_figure,
     skeleton_animation,
 )
-from motionpatches.processors import MotionPatchFeatureExtractor
-from motionpatches.processors.feature_extraction_motionpatches import load_motion
-from motionpatches.processors.skeletons import resolve_skeleton
 
 
 def read_motion_or_exit(path: str, skeleton=None) -> np.ndarray:
@@ -138,8 +137,13 @@ def cmd_retrieval(args):
     for rank, index in enumerate(best, start=1):
         print(f"{rank}. {scores[index]:.3f}  {files[index]}")
     figure = retrieval_figure(
-        args.query, [motions[i] for i in best], skeleton, scores=scores[best],
-        captions=[caption_of(files[i], args.texts_dir) for i in best], num_keyframes=args.num_keyframes, size=args.size,
+        args.query,
+        [motions[i] for i in best],
+        skeleton,
+        scores=scores[best],
+        captions=[caption_of(files[i], args.texts_dir) for i in best],
+        num_keyframes=args.num_keyframes,
+        size=args.size,
     )
     saved(figure, args.out)
 
@@ -168,7 +172,9 @@ def parse_args(argv=None):
         sub.set_defaults(func=func)
         return sub
 
-    patches = motion_command("patches", "the motion-patch image (x, y, z as red, green, blue)", cmd_patches, "patches.png")
+    patches = motion_command(
+        "patches", "the motion-patch image (x, y, z as red, green, blue)", cmd_patches, "patches.png"
+    )
     patches.add_argument("--part_order", default="canonical", choices=["canonical", "reference"])
     patches.add_argument("--num_frames", type=int, help="crop or pad to this many frames (default: the whole motion)")
     patches.add_argument("--cell", type=int, default=4, help="pixels per value")

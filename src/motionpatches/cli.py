@@ -91,14 +91,21 @@ def embed_texts(model, processor, texts: list[str]) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="motionpatches", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="motionpatches", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (("embed", "write motion embeddings to an .npz file"), ("search", "rank motions by a text query")):
+    for name, help_text in (
+        ("embed", "write motion embeddings to an .npz file"),
+        ("search", "rank motions by a text query"),
+    ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("paths", nargs="+", help=".npy / .bvh files or folders of them")
         command.add_argument("--model", required=True, help="saved model folder or Hub id")
         command.add_argument("--fps", type=float, help="frame rate of .npy motions (default: the model's)")
-        command.add_argument("--skeleton", help="skeleton of the files: preset or JSON (default: the model's, or the BVH rig)")
+        command.add_argument(
+            "--skeleton", help="skeleton of the files: preset or JSON (default: the model's, or the BVH rig)"
+        )
         command.add_argument("--batch_size", type=int, default=64)
     commands.choices["embed"].add_argument("--out", required=True, help="output .npz (embeddings, files)")
     commands.choices["search"].add_argument("--query", required=True, action="append", help="text query (repeatable)")

@@ -18,7 +18,9 @@ def build_word_tokenizer(texts: Iterable[str]) -> BertTokenizer:
     return BertTokenizer(vocab=vocab)
 
 
-def tiny_config(vocab_size: int, hidden_size: int = 32, depth: int = 2, projection_dim: int = 16, **kwargs) -> MotionPatchesConfig:
+def tiny_config(
+    vocab_size: int, hidden_size: int = 32, depth: int = 2, projection_dim: int = 16, **kwargs
+) -> MotionPatchesConfig:
     """A few-hundred-kilobyte MotionPatchesConfig: ViT and BERT with `depth` layers of width `hidden_size`."""
     motion_config = {
         "backbone": "vit_tiny_patch16_224",

@@ -104,7 +104,9 @@ def _channel_colours(values: np.ndarray) -> np.ndarray:
 def _num_parts(width: int, part_names) -> int:
     if part_names is not None:
         if len(part_names) == 0 or width % len(part_names):
-            raise ValueError(f"motion_values width {width} cannot be split into {len(part_names)} parts {list(part_names)}")
+            raise ValueError(
+                f"motion_values width {width} cannot be split into {len(part_names)} parts {list(part_names)}"
+            )
         return len(part_names)
     if width % POINTS_PER_PART:
         raise ValueError(
@@ -301,8 +303,14 @@ def _paletted(image: Image.Image, palette: np.ndarray) -> Image.Image:
 
 
 def skeleton_animation(
-    motion, skeleton, path, fps: float | None = None, size: int = 256, view: str = "front",
-    trail: bool = False, stride: int = 1,
+    motion,
+    skeleton,
+    path,
+    fps: float | None = None,
+    size: int = 256,
+    view: str = "front",
+    trail: bool = False,
+    stride: int = 1,
 ) -> str:
     """Save `motion` `(T, J, 3)` as a looping animated GIF at `path` and return the path.
 
@@ -374,7 +382,9 @@ def _text_block(lines: list[str], font, width: int, pad: int) -> Image.Image:
 
 def _stack(blocks: list[Image.Image]) -> Image.Image:
     """Images one below the other, left-aligned, on white."""
-    figure = Image.new("RGB", (max(block.width for block in blocks), sum(block.height for block in blocks)), _BACKGROUND)
+    figure = Image.new(
+        "RGB", (max(block.width for block in blocks), sum(block.height for block in blocks)), _BACKGROUND
+    )
     top = 0
     for block in blocks:
         figure.paste(block, (0, top))
@@ -409,7 +419,9 @@ def retrieval_figure(
     title_font, row_font = _font(16), _font(12)
     blocks = [_text_block(_wrap(f'Query: "{query}"', title_font, width - 2 * pad), title_font, width, pad)]
     for rank, motion in enumerate(motions, start=1):
-        header = _row_header(rank, None if scores is None else scores[rank - 1], None if captions is None else captions[rank - 1])
+        header = _row_header(
+            rank, None if scores is None else scores[rank - 1], None if captions is None else captions[rank - 1]
+        )
         blocks.append(_text_block(_wrap(header, row_font, width - 2 * pad), row_font, width, pad))
         blocks.append(keyframe_strip(motion, skeleton, num_keyframes, size))
     return _stack(blocks)
@@ -523,6 +535,8 @@ def attention_figure(
     font = _font(10)
     legend = _text_block(
         _wrap(f"class-token attention per patch: {low:.2%} (clear) to {high:.2%} (red)", font, picture.width - 8),
-        font, picture.width, 8,
+        font,
+        picture.width,
+        8,
     )
     return _stack([picture, legend])

@@ -143,7 +143,9 @@ def _label_indices(scores: np.ndarray, true_labels: Sequence[str], labels: list)
         duplicates = sorted({label for label in labels if labels.count(label) > 1})
         raise ValueError(f"labels must be distinct; repeated: {duplicates}")
     if scores.ndim != 2 or scores.shape[1] != len(labels):
-        raise ValueError(f"scores has shape {scores.shape}; expected (num_samples, {len(labels)}), one column per label")
+        raise ValueError(
+            f"scores has shape {scores.shape}; expected (num_samples, {len(labels)}), one column per label"
+        )
     true_labels = list(true_labels)
     if len(true_labels) != scores.shape[0]:
         raise ValueError(f"{len(true_labels)} true labels for {scores.shape[0]} rows of scores")
@@ -166,16 +168,13 @@ def format_confusion_matrix(report: Mapping) -> str:
     matrix = report["confusion_matrix"]
     count_width = max(len(str(len(labels) - 1)), *(len(str(n)) for row in matrix for n in row))
     name_width = max(len(_CORNER), *(len(f"{i} {label}") for i, label in enumerate(labels)))
-    lines = [
-        _CORNER.ljust(name_width)
-        + "".join(f" {j:>{count_width}}" for j in range(len(labels)))
-        + f" {'acc %':>6}"
-    ]
+    lines = [_CORNER.ljust(name_width) + "".join(f" {j:>{count_width}}" for j in range(len(labels))) + f" {'acc %':>6}"]
     for i, (label, row) in enumerate(zip(labels, matrix)):
         accuracy = report["per_class_accuracy"][report["labels"][i]]
         lines.append(
             f"{i} {label}".ljust(name_width)
             + "".join(f" {n:>{count_width}}" for n in row)
-            + " " + ("-" if accuracy is None else f"{accuracy:.1f}").rjust(6)
+            + " "
+            + ("-" if accuracy is None else f"{accuracy:.1f}").rjust(6)
         )
     return "\n".join(lines)

@@ -28,7 +28,9 @@ def load_named_dataset(
     """`demo`, `humanml3d`, `kit`, `interhuman` (with `dataset_dir`) or a folder path -> (DatasetDict, skeleton)."""
     if name == "demo":
         train, validation, test = demo_sizes
-        return load_demo_dataset(num_train=train, num_validation=validation, num_test=test, seed=seed), skeleton or "humanml3d"
+        return load_demo_dataset(
+            num_train=train, num_validation=validation, num_test=test, seed=seed
+        ), skeleton or "humanml3d"
     if name == "interhuman":
         if not dataset_dir:
             raise ValueError("dataset 'interhuman' needs a dataset_dir")

@@ -46,7 +46,9 @@ def joint_positions(array: np.ndarray) -> np.ndarray | None:
 
 def _rows(root: str, ids: list[str], fps: float, skipped: dict):
     for motion_id in ids:
-        paths = [os.path.join(root, "motions_processed", person, f"{motion_id}.npy") for person in ("person1", "person2")]
+        paths = [
+            os.path.join(root, "motions_processed", person, f"{motion_id}.npy") for person in ("person1", "person2")
+        ]
         annotation = os.path.join(root, "annots", f"{motion_id}.txt")
         if not all(os.path.isfile(p) for p in paths) or not os.path.isfile(annotation):
             skipped["missing file"] += 1
@@ -82,7 +84,13 @@ def load_interhuman(root: str, fps: float = 30.0) -> datasets.DatasetDict:
                 raise FileNotFoundError(f"{root} has no split/{filename}")
             continue
         ids = read_split_ids(split_file)
-        skipped = {"missing file": 0, "wrong shape": 0, "persons of different lengths": 0, "NaN or inf": 0, "no captions": 0}
+        skipped = {
+            "missing file": 0,
+            "wrong shape": 0,
+            "persons of different lengths": 0,
+            "NaN or inf": 0,
+            "no captions": 0,
+        }
         rows = list(_rows(root, ids, fps, skipped))
         if not rows:
             raise ValueError(f"{split}: no usable interaction in {split_file} ({skipped})")

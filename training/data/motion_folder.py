@@ -91,7 +91,9 @@ def index_split(root: str, split_file: str) -> tuple[list[dict], dict[str, int]]
         mtime = os.path.getmtime(motion_path)
         for (start, end), captions in windows.items():
             row_id = motion_id if end == 0.0 else f"{motion_id}#{start:g}#{end:g}"
-            entries.append({"id": row_id, "path": motion_path, "start": start, "end": end, "captions": captions, "mtime": mtime})
+            entries.append(
+                {"id": row_id, "path": motion_path, "start": start, "end": end, "captions": captions, "mtime": mtime}
+            )
     return entries, skipped
 
 
@@ -178,7 +180,9 @@ def load_motion_folder(
             continue
         entries, skipped = index_split(root, split_file)
         if not entries:
-            raise ValueError(f"{split_file}: none of its ids has both new_joints/<id>.npy and texts/<id>.txt ({skipped})")
+            raise ValueError(
+                f"{split_file}: none of its ids has both new_joints/<id>.npy and texts/<id>.txt ({skipped})"
+            )
         index = datasets.Dataset.from_generator(
             _index_generator, gen_kwargs={"entries": entries}, cache_dir=cache_dir, keep_in_memory=False
         )
@@ -194,7 +198,9 @@ def load_motion_folder(
                 "max_frames": max_frames,
                 "repeat_frames": kit_repeat_frames,
             },
-            features=datasets.Features({**index.features, "motion": features["motion"], "skip_reason": datasets.Value("string")}),
+            features=datasets.Features(
+                {**index.features, "motion": features["motion"], "skip_reason": datasets.Value("string")}
+            ),
             desc=f"loading {split} motions",
         )
         reasons = loaded["skip_reason"]

@@ -1,0 +1,16 @@
+"""Speed and memory benchmarks of `motionpatches`, run from the repository root as modules.
+
+    python -m benchmarks.preprocessing       # motions -> motion_values, ours vs the reference's per-frame loop
+    python -m benchmarks.retrieval_metrics   # 'all'-protocol retrieval metrics, ours vs a per-row argsort loop
+    python -m benchmarks.inference           # embeddings per second, ours vs a plain PyTorch forward
+    python -m benchmarks.training_step       # one training step, ours vs a plain PyTorch step; the demo's step
+    python -m benchmarks.scale_out           # an epoch on this CPU, on 1 and on 8 GPUs, on paper
+
+Each takes `--quick` (the seconds-long smoke run the tests use) and `--no-write` (print only; otherwise the
+tables are appended to `benchmarks/RESULTS.md`).
+
+Scripts: the five modules above, one benchmark each; none imports another. Shared code:
+`results` (timing, memory and CPU-load measurement, machine description, tables, RESULTS.md),
+`models` (the model sizes, their inputs and our training objective) and `plain_networks` (the plain
+PyTorch re-implementation the model benchmarks compare against).
+"""

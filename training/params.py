@@ -1,0 +1,115 @@
+"""The trainer's command line: flags, their defaults, and the defaults that depend on the dataset."""
+
+import argparse
+import json
+
+DESCRIPTION = """Train a Motion Patches text<->motion model with accelerate.
+
+    accelerate launch training/train.py            # the offline demo: procedural motions, tiny ViT
+    accelerate launch training/train.py --dataset_name humanml3d --dataset_dir data/HumanML3D \
+        --motion_backbone vit_base_patch16_224.augreg_in21k --text_model distilbert-base-uncased
+
+Each step: one random caption and one random window per motion, the contrastive loss over the
+global batch (all processes), Adam with one learning rate per part (text, motion, heads) and a cosine
+schedule. Model selection uses the validation split; the best model is saved with its processor and
+code (safetensors, loadable with trust_remote_code), evaluated on the test split, described in a
+model card, and pushed to the Hub when asked.
+"""
+
+PAPER_LEARNING_RATES = {"text": 1e-5, "motion": 1e-4, "heads": 1e-3}
+# a tiny ViT learning from scratch on the demo needs a larger step than fine-tuning ImageNet weights
+DEMO_LEARNING_RATES = {"text": 5e-5, "motion": 5e-4, "heads": 1e-3}
+DEMO_QUERY = "a person waves with the left hand"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = p.add_argument_group("data")
+    data.add_argument(
+        "--dataset_name", default="demo", help="demo, humanml3d, kit, interhuman, or a folder in the HumanML3D layout"
+    )
+    data.add_argument("--dataset_dir", help="folder of humanml3d / kit data")
+    data.add_argument("--skeleton", help="preset name or JSON skeleton file (default: the dataset's)")
+    data.add_argument("--dataset_fps", type=float, help="frame rate of the motion files (default: the skeleton's)")
+    data.add_argument(
+        "--kit_repeat_frames", action="store_true", help="the reference's frame repeating for 12.5 -> 20 fps"
+    )
+    data.add_argument("--part_order", default="canonical", choices=["canonical", "reference"])
+    data.add_argument("--max_train_samples", type=int)
+    data.add_argument("--max_eval_samples", type=int)
+    data.add_argument("--demo_sizes", default="1200,150,150", help="train,validation,test motions of the demo dataset")
+    data.add_argument("--preprocessing_num_workers", type=int)
+
+    model = p.add_argument_group("model")
+    model.add_argument("--model_name_or_path", help="continue from a saved MotionTextModel (folder or Hub id)")
+    model.add_argument(
+        "--motion_encoder",
+        default="vit",
+        choices=["vit", "joint_transformer", "dstformer"],
+        help="vit: motion patches (the paper); the others read raw joints (the paper's ablation, MotionBERT)",
+    )
+    model.add_argument(
+        "--motion_backbone",
+        default="vit_tiny_patch16_224",
+        help="timm ViT name (paper: vit_base_patch16_224.augreg_in21k)",
+    )
+    model.add_argument(
+        "--motion_backbone_kwargs", type=json.loads, default={"depth": 6}, help='JSON, e.g. {"depth": 6}'
+    )
+    model.add_argument("--motion_pretrained", action="store_true", help="load the backbone's timm weights (Hub)")
+    model.add_argument("--motion_weights_file", help="local timm state dict for the backbone (.safetensors/.pth)")
+    model.add_argument(
+        "--text_model",
+        default="auto",
+        help="auto (MiniLM if installed, else tiny), minilm, tiny, or a Hub id / folder",
+    )
+    model.add_argument(
+        "--text_config_overrides", type=json.loads, default={}, help="JSON for the tiny text model's BertConfig"
+    )
+    model.add_argument("--projection_dim", type=int, default=256)
+    model.add_argument("--num_frames", type=int, default=224)
+
+    train = p.add_argument_group("training")
+    train.add_argument("--output_dir", default="outputs/motionpatches-demo")
+    train.add_argument("--num_train_epochs", type=int, default=None, help="default: 10 on the demo, 50 otherwise")
+    train.add_argument("--max_steps", type=int, help="stop after this many optimizer steps (overrides epochs)")
+    train.add_argument("--per_device_train_batch_size", type=int, default=32)
+    train.add_argument("--per_device_eval_batch_size", type=int, default=128)
+    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    train.add_argument("--learning_rate_text", type=float)
+    train.add_argument("--learning_rate_motion", type=float)
+    train.add_argument("--learning_rate_heads", type=float)
+    train.add_argument("--warmup_steps", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--eval_steps", type=int, help="validate every N steps (default: every epoch)")
+    train.add_argument("--checkpointing_steps", type=int, help="save accelerate state every N steps")
+    train.add_argument("--resume_from_checkpoint", help="a checkpoint folder, or 'latest'")
+    train.add_argument(
+        "--report_to",
+        default="auto",
+        choices=["auto", "tensorboard", "none"],
+        help="accelerate tracker; auto = tensorboard when it is installed (logs in output_dir)",
+    )
+    train.add_argument("--push_to_hub", action="store_true")
+    train.add_argument("--hub_model_id")
+    train.add_argument("--query", default=None, help="free-text query answered with the test split at the end")
+    return p
+
+
+def fill_dataset_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """Fills the flags left unset: learning rates (the demo's when training from scratch on the demo, else the
+    paper's), epochs (10 on the demo, 50 otherwise) and, on the demo, the query."""
+    demo = args.dataset_name == "demo"
+    rates = DEMO_LEARNING_RATES if demo and not args.model_name_or_path else PAPER_LEARNING_RATES
+    for part, rate in rates.items():
+        if getattr(args, f"learning_rate_{part}") is None:
+            setattr(args, f"learning_rate_{part}", rate)
+    if args.num_train_epochs is None:
+        args.num_train_epochs = 10 if demo else 50
+    if args.query is None and demo:
+        args.query = DEMO_QUERY
+    return args
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    return fill_dataset_defaults(build_parser().parse_args(argv))
