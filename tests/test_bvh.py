@@ -672,3 +672,46 @@ def test_missing_file(tmp_path):
     path = tmp_path / "nowhere.bvh"
     with pytest.raises(FileNotFoundError, match="nowhere.bvh"):
         load_bvh(path)
+
+
+def test_a_non_ascii_digit_channel_count_names_the_line(tmp_path):
+    assert_error(tmp_path, TINY_CHAIN.replace("CHANNELS 3", "CHANNELS \u00b2", 1), 9, "channel count", "'\u00b2'")
+
+
+def test_a_channel_count_above_six_names_the_line(tmp_path):
+    assert_error(tmp_path, TINY_CHAIN.replace("CHANNELS 3", "CHANNELS 7", 1), 9, "channel count", "(0-6)")
+
+
+def test_duplicate_joint_names_are_refused_with_both_lines(tmp_path):
+    text = TINY_CHAIN.replace("JOINT tip", "JOINT mid")
+    assert_error(tmp_path, text, 10, "joint name 'mid' is used twice (lines 6 and 10)", "rename")
+
+
+@pytest.mark.parametrize("frame_time", ["1e-7", "10000", "0.0009", "1.5"])
+def test_frame_rates_outside_the_accepted_range_name_the_line(tmp_path, frame_time):
+    text = TINY_CHAIN.replace("Frame Time: 0.04", f"Frame Time: {frame_time}")
+    assert_error(tmp_path, text, 23, "1 to 1000 frames per second", "Frame Time 0.001 to 1 s")
+
+
+@pytest.mark.parametrize("frame_time, fps", [("1", 1.0), ("0.001", 1000.0)])
+def test_the_ends_of_the_frame_rate_range_are_accepted(tmp_path, frame_time, fps):
+    motion = load_exact(write(tmp_path, TINY_CHAIN.replace("Frame Time: 0.04", f"Frame Time: {frame_time}")))
+    assert motion.fps == fps
+
+
+def test_deep_nesting_is_read_without_recursion(tmp_path):
+    depth = 3000  # far beyond Python's default recursion limit of 1000
+    lines = ["HIERARCHY", "ROOT j0", "{", "OFFSET 0 0 0", "CHANNELS 3 Zrotation Xrotation Yrotation"]
+    for i in range(1, depth):
+        lines += [f"JOINT j{i}", "{", "OFFSET 0 1 0", "CHANNELS 3 Zrotation Xrotation Yrotation"]
+    lines += ["End Site", "{", "OFFSET 0 1 0", "}", *["}"] * depth, "MOTION", "Frames: 1", "Frame Time: 0.04"]
+    lines.append(" ".join(["0"] * 3 * depth))
+    motion = load_exact(write(tmp_path, "\n".join(lines) + "\n"))
+    assert motion.parents == (-1, *range(depth - 1))
+    np.testing.assert_allclose(motion.positions[0, :, 1], np.arange(depth))
+
+
+def test_repeated_joint_names_are_refused_before_any_chain_is_built():
+    names = ["Hips", "Spine", "Head", "LeftHand", "RightHand", "LeftFoot", "RightFoot", "LeftFoot"]
+    with pytest.raises(ValueError, match="'LeftFoot' is joint 5 and joint 7; rename one"):
+        chains_from_joint_names(names)

@@ -3,6 +3,7 @@ converted, and checked against a forward pass and a preprocessing written indepe
 
 import json
 import os
+import shutil
 from types import SimpleNamespace
 
 import cv2
@@ -111,6 +112,13 @@ def convert_kwargs(authors, dataset="humanml3d"):
         motion_backbone="vit_tiny_patch16_224",
         motion_backbone_kwargs=VIT_SIZE,
     )
+
+
+def convert_flags(authors, dataset="humanml3d"):
+    """`convert_kwargs` as command-line flags."""
+    kwargs = convert_kwargs(authors, dataset)
+    return ["--mean", kwargs["mean"], "--std", kwargs["std"], "--tokenizer", kwargs["tokenizer"],
+            "--motion_backbone", kwargs["motion_backbone"], "--motion_backbone_kwargs", json.dumps(VIT_SIZE)]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -406,3 +414,71 @@ def test_push_to_hub_sends_weights_code_processor_and_card(authors, monkeypatch,
     assert set(uploaded) == set(os.listdir(out))
     for name in ("model.safetensors", "processor_config.json", "README.md"):
         assert uploaded[name] == (out / name).read_bytes(), name
+
+
+def test_integer_tensors_are_refused_by_key_and_nothing_is_written(authors, tmp_path):
+    state = dict(authors.state)
+    for key in ("logit_scale", "text_projection.fc.bias"):
+        state[key] = state[key].round().to(torch.int32)
+    checkpoint = tmp_path / "best_model.safetensors"
+    safetensors.torch.save_file(state, checkpoint)
+    with pytest.raises(ValueError) as err:
+        convert_checkpoint(checkpoint, "humanml3d", tmp_path / "out", **convert_kwargs(authors))
+    message = str(err.value)
+    assert str(checkpoint) in message and "nothing was written" in message
+    assert "not floating point (int32): logit_scale" in message
+    assert "not floating point (int32): text_projection.fc.bias" in message
+    assert message.count("\n  ") == 2 and sorted(os.listdir(tmp_path)) == ["best_model.safetensors"]
+
+
+def test_nan_and_inf_weights_are_refused_by_key_and_nothing_is_written(authors, tmp_path):
+    state = {key: tensor.clone() for key, tensor in authors.state.items()}
+    state["motion_encoder.model.cls_token"].view(-1)[:3] = float("nan")
+    state["text_projection.layer_norm.weight"][0] = float("inf")
+    checkpoint = tmp_path / "best_model.pt"
+    torch.save(state, checkpoint)
+    with pytest.raises(ValueError) as err:
+        convert_main(["--checkpoint", str(checkpoint), "--dataset", "humanml3d", "--output_dir", str(tmp_path / "out"),
+                      *convert_flags(authors)])  # fmt: skip
+    message = str(err.value)
+    assert "3 of 32 values NaN or inf: motion_encoder.model.cls_token" in message
+    assert f"1 of {PROJECTION_DIM} values NaN or inf: text_projection.layer_norm.weight" in message
+    assert message.count("\n  ") == 2 and sorted(os.listdir(tmp_path)) == ["best_model.pt"]
+
+
+@pytest.mark.parametrize("name", ["best_model.pt", "best_model.safetensors", "legacy.pt"])
+def test_a_truncated_checkpoint_is_named_with_the_fix(name, authors, tmp_path):
+    whole = tmp_path / f"whole_{name}"
+    if name.endswith(".safetensors"):
+        safetensors.torch.save_file(authors.state, whole)
+    else:
+        torch.save(authors.state, whole, _use_new_zipfile_serialization=not name.startswith("legacy"))
+    checkpoint = tmp_path / name
+    checkpoint.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(ValueError) as err:
+        convert_checkpoint(checkpoint, "humanml3d", tmp_path / "out", **convert_kwargs(authors))
+    assert f"cannot read the checkpoint {checkpoint}" in str(err.value)
+    assert "truncated or corrupt; download or copy it again" in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failure_while_saving_leaves_the_previous_conversion(authors, converted, tmp_path, monkeypatch):
+    from motionpatches.training import convert_authors_checkpoint
+
+    out = tmp_path / "motionpatches-humanml3d"
+    shutil.copytree(converted.folder, out)
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+
+    def card_fails(output_dir, **card):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(convert_authors_checkpoint, "write_model_card", card_fails)
+    kwargs = dict(convert_kwargs(authors), mean=authors.stats["humanml3d"][0] + 1.0)  # new statistics
+    with pytest.raises(OSError, match="No space left"):
+        convert_checkpoint(authors.checkpoint, "humanml3d", out, **kwargs)
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
+    assert sorted(os.listdir(tmp_path)) == ["motionpatches-humanml3d"]  # no staging folder left
+
+
+def test_the_card_is_titled_after_the_output_folder(converted):
+    assert "\n# python\n" in (converted.folder / "README.md").read_text()

@@ -3,7 +3,9 @@ import logging
 import datasets
 import numpy as np
 import pytest
+from bvh_samples import bvh_text
 
+from motionpatches.processors.motion_files import MotionFileError
 from motionpatches.training.data.catalog import load_named_dataset
 from motionpatches.training.data.motion_folder import load_motion_folder
 
@@ -132,3 +134,52 @@ def test_exported_demo_folder_loads_back(tmp_path):
         np.testing.assert_array_equal(
             reloaded[split].with_format("numpy")[0]["motion"], original[split].with_format("numpy")[0]["motion"]
         )
+
+
+def test_unreadable_files_are_skipped_counted_and_named(tmp_path, caplog):
+    motion = np.random.default_rng(3).normal(size=(30, 22, 3)).astype(np.float32)
+    ids = ["good", "empty", "zipped", "archive", "noise", "broken"]
+    write_folder(tmp_path / "mocap", {"train": ids}, {"good": motion}, {i: [f"caption {i}#x#0.0#0.0"] for i in ids})
+    joints = tmp_path / "mocap" / "new_joints"
+    (joints / "empty.npy").write_bytes(b"")
+    with open(joints / "zipped.npy", "wb") as f:  # a .npz archive under a .npy name
+        np.savez(f, positions=motion)
+    np.savez(joints / "archive.npz", poses=np.zeros((30, 72)))
+    (joints / "noise.npy").write_bytes(np.random.default_rng(0).bytes(200))
+    (joints / "broken.bvh").write_text("HIERARCHY\nROOT Hips\n{\n")
+    with caplog.at_level(logging.WARNING):
+        data = load_motion_folder(str(tmp_path / "mocap"), skeleton="humanml3d")
+    assert list(data["train"]["id"]) == ["good"]
+    for counted in ("1 (empty file)", "2 (unsupported .npz)", "1 (not a .npy array)", "1 (malformed BVH file)"):
+        assert counted in caplog.text, caplog.text
+    assert f"{joints / 'empty.npy'} is empty (0 bytes)" in caplog.text
+    assert str(joints / "broken.bvh") in caplog.text
+
+
+def test_a_split_of_another_skeleton_suggests_the_skeleton_option(tmp_path):
+    kit = np.random.default_rng(4).normal(size=(30, 21, 3)).astype(np.float32)
+    write_folder(tmp_path / "kit", {"train": ["a", "b"]}, {"a": kit, "b": kit}, {"a": ["x"], "b": ["y"]})
+    with pytest.raises(ValueError) as error:
+        load_motion_folder(str(tmp_path / "kit"), skeleton="humanml3d")
+    message = str(error.value)
+    assert "every motion was skipped" in message and "wrong shape" in message
+    assert str(tmp_path / "kit" / "new_joints" / "a.npy") in message
+    assert "The files have 21 joints, skeleton 'humanml3d' expects 22" in message and "--skeleton kit" in message
+
+
+def test_an_unreadable_first_bvh_file_does_not_decide_the_rig(tmp_path, caplog):
+    root = tmp_path / "mocap"
+    (root / "new_joints").mkdir(parents=True)
+    (root / "texts").mkdir()
+    (root / "new_joints" / "a_empty.bvh").write_text("")
+    (root / "new_joints" / "b_take.bvh").write_text(bvh_text(frames=30))
+    for name in ("a_empty", "b_take"):
+        (root / "texts" / f"{name}.txt").write_text("a person dances#x#0.0#0.0\n")
+    (root / "train.txt").write_text("a_empty\nb_take\n")
+    with caplog.at_level(logging.WARNING):
+        data = load_motion_folder(str(root))
+    assert list(data["train"]["id"]) == ["b_take"]
+    assert "1 (malformed BVH file)" in caplog.text and "a_empty.bvh" in caplog.text
+    (root / "new_joints" / "b_take.bvh").write_text("HIERARCHY\n")
+    with pytest.raises(MotionFileError, match=r"no readable BVH file .*--skeleton.*a_empty\.bvh, line 1"):
+        load_motion_folder(str(root))

@@ -1,4 +1,8 @@
-"""Retrieval metrics against a slow, obviously-correct reference: a per-query loop over the full matrix."""
+"""Retrieval metrics against a slow, obviously-correct reference: a per-query loop over the full matrix; and
+training/eval_retrieval.py's checks of its arguments and files."""
+
+import json
+import os
 
 import numpy as np
 import pytest
@@ -272,6 +276,9 @@ def test_threshold_counts_a_near_duplicate_caption_as_correct():
         ("dissimilar", {"ids": [0] * N, "subset_ids": [0]}, r"ids must be unique; repeated: 0, 0"),
         ("guo", {}, r"protocol 'guo' needs ids"),
         ("all", {"captions": ["a"] * N, "chunk_size": 0}, r"chunk_size must be a positive integer; got 0"),
+        ("threshold", {"sentence_embeds": np.ones((N, 3)), "threshold": 5}, r"threshold must be in \[0, 1\] .* got 5"),
+        ("threshold", {"sentence_embeds": np.ones((N, 3)), "threshold": -0.5}, r"threshold must be in \[0, 1\]"),
+        ("threshold", {"sentence_embeds": np.ones((N, 3)), "threshold": float("nan")}, r"got nan"),
     ],
 )
 def test_invalid_inputs_are_named(split, protocol, kwargs, message):
@@ -308,3 +315,85 @@ def test_minilm_sentence_embeddings_rank_paraphrases_closer():
     assert embeds[0] @ embeds[1] > embeds[0] @ embeds[2]
     # padding in a batch must not leak into the mean
     np.testing.assert_allclose(sentence_embeddings(texts, path, batch_size=1), embeds, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- training/eval_retrieval.py
+DEMO = ["--dataset_name", "demo", "--demo_sizes", "0,0,8"]
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory, tiny_model):
+    folder = tmp_path_factory.mktemp("eval") / "model"
+    model, processor = tiny_model(["a person walks forward", "a person waves", "a person jumps"], num_frames=64)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def evaluate_main(*args):
+    from motionpatches.training.eval_retrieval import main
+
+    return main([str(arg) for arg in args])
+
+
+def test_eval_writes_metrics_and_embeddings_that_agree(saved_model, tmp_path, capsys):
+    (tmp_path / "ids.txt").write_text("demo_000003\n\ndemo_000001\ndemo_000006\n")
+    evaluate_main("--model_name_or_path", saved_model, *DEMO, "--protocol", "dissimilar",
+                  "--subset_ids", tmp_path / "ids.txt", "--output_file", tmp_path / "metrics.json",
+                  "--save_embeddings", tmp_path / "embeddings")  # fmt: skip
+    assert f"wrote {tmp_path / 'embeddings.npz'}" in capsys.readouterr().out
+    saved = np.load(tmp_path / "embeddings.npz")
+    expected = retrieval_metrics(saved["text_embeds"], saved["motion_embeds"], "dissimilar",
+                                 ids=list(saved["ids"]), subset_ids=["demo_000003", "demo_000001", "demo_000006"])  # fmt: skip
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics == pytest.approx(expected)
+    assert sorted(os.listdir(tmp_path)) == ["embeddings.npz", "ids.txt", "metrics.json"]
+
+
+@pytest.mark.parametrize("threshold", ["5", "-0.1", "nan"])
+def test_eval_refuses_a_threshold_outside_0_1(threshold, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        evaluate_main("--model_name_or_path", "unused", "--protocol", "threshold", "--threshold", threshold)
+    assert exit_.value.code == 2 and "expected a number in [0, 1]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--protocol", "dissimilar", "--subset_ids", "{tmp}/empty.txt"], "--subset_ids {tmp}/empty.txt is empty"),
+        (["--protocol", "dissimilar", "--subset_ids", "{tmp}/none.txt"], "cannot read --subset_ids {tmp}/none.txt"),
+        (["--protocol", "dissimilar"], "protocol 'dissimilar' needs --subset_ids"),
+        (["--output_file", "{tmp}/missing/m.json"], "--output_file {tmp}/missing/m.json: the folder {tmp}/missing does not exist"),
+        (["--output_file", "{tmp}"], "--output_file {tmp} is a folder"),
+        (["--save_embeddings", "{tmp}"], "--save_embeddings {tmp} is a folder"),
+        (["--save_embeddings", "{tmp}/e.json"], "--save_embeddings {tmp}/e.json must end in .npz"),
+    ],
+)  # fmt: skip
+def test_eval_checks_its_files_before_any_work(flags, message, tmp_path):
+    """The model does not exist: an error about the files means they were checked first."""
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    flags = [flag.format(tmp=tmp_path) for flag in flags]
+    with pytest.raises(SystemExit) as exit_:
+        evaluate_main("--model_name_or_path", tmp_path / "no_model", *DEMO, *flags)
+    assert message.format(tmp=tmp_path) in str(exit_.value.code)
+    assert sorted(os.listdir(tmp_path)) == ["empty.txt"]
+
+
+def test_eval_names_a_missing_model_folder(tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        evaluate_main("--model_name_or_path", tmp_path / "no_model", *DEMO)
+    assert f"model folder not found: {tmp_path / 'no_model'}" in str(exit_.value.code)
+
+
+def test_eval_crash_while_writing_keeps_the_previous_embeddings(saved_model, tmp_path, monkeypatch):
+    out = tmp_path / "e.npz"
+    out.write_bytes(b"previous embeddings")
+
+    def dies_half_way(file, **arrays):
+        file.write(b"PK\x03\x04 half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_main("--model_name_or_path", saved_model, *DEMO, "--protocol", "tmr-all", "--save_embeddings", out)
+    assert out.read_bytes() == b"previous embeddings" and os.listdir(tmp_path) == ["e.npz"]

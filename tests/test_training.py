@@ -9,10 +9,10 @@ import contextlib
 import io
 import json
 import os
-import signal
+import shutil
+import stat
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -20,11 +20,11 @@ import safetensors.torch
 import torch
 from accelerate import Accelerator
 from distributed_contrastive_check import make_model_and_batch, step
+from launch import LAUNCH_OPTIONS, two_process_command
 
 from motionpatches.training.train import main as train_main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN = os.path.join(REPO, "training", "train.py")
 EVALUATE = os.path.join(REPO, "training", "eval_retrieval.py")
 TINY = [
     "--text_model", "tiny",
@@ -37,10 +37,9 @@ TINY = [
     "--per_device_eval_batch_size", "16",
 ]  # fmt: skip
 DEMO_TINY = ["--dataset_name", "demo", "--demo_sizes", "64,16,16", *TINY]
+
+
 # the accelerate launch settings a config file would otherwise give, on CPU
-LAUNCH = ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-
-
 def train(*args) -> str:
     """The trainer's `main(args)` in this process; returns what it printed."""
     printed = io.StringIO()
@@ -80,6 +79,12 @@ def test_short_run_writes_a_loadable_model(short_run):
     assert "demo" in card and "R@1" in card and "learning_rate_motion" in card
     processor_config = json.loads((out / "processor_config.json").read_text())["feature_extractor"]
     assert processor_config["mean"] is not None and len(processor_config["std"]) == 22  # statistics of the train split
+    # written atomically, yet readable as plainly written files are (a temporary file starts private)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for name in ("README.md", "metrics.json"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~umask, name
+    assert not [name for name in files if name.startswith(".")]  # no staging left behind
 
 
 @pytest.mark.slow
@@ -150,11 +155,12 @@ def test_evaluate_guo_protocol_is_repeatable(short_run, tmp_path, run_python):
 def test_two_processes_match_one_process_with_double_batch(tmp_path, offline_env):
     result = tmp_path / "rank0.safetensors"
     proc = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", *LAUNCH,
-         "--main_process_port", "29531", os.path.join(os.path.dirname(__file__), "distributed_contrastive_check.py"),
-         str(result)],
-        env=offline_env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        two_process_command(os.path.join(os.path.dirname(__file__), "distributed_contrastive_check.py"), result),
+        env=offline_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "world size 2" in proc.stdout
     distributed = safetensors.torch.load_file(str(result))
@@ -185,53 +191,13 @@ def test_accelerate_launch_runs_the_module(tmp_path, offline_env):
     """`accelerate launch -m`, from outside the checkout: the trainer imports the installed package."""
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", *LAUNCH,
+        [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", *LAUNCH_OPTIONS,
          "-m", "motionpatches.training.train", *DEMO_TINY, "--max_steps", "2", "--output_dir", str(out), "--query", ""],
         cwd=tmp_path, env=offline_env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert json.loads((out / "metrics.json").read_text())["steps"] == 2
     assert {"model.safetensors", "config.json", "processor_config.json", "README.md"} <= set(os.listdir(out))
-
-
-def final_weights(run_dir, step):
-    return safetensors.torch.load_file(str(run_dir / "checkpoints" / f"step_{step}" / "model.safetensors"))
-
-
-@pytest.mark.slow
-def test_killed_and_resumed_run_reaches_the_same_weights(tmp_path, offline_env):
-    common = [*DEMO_TINY, "--max_steps", "6", "--checkpointing_steps", "3", "--eval_steps", "3", "--query", ""]
-    train(*common, "--output_dir", tmp_path / "straight")
-
-    # the script path, as `accelerate launch training/train.py` runs it
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, TRAIN, *common, "--output_dir", str(killed)],
-        env=offline_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.time() + 300
-    while not (killed / "checkpoints" / "step_3").is_dir():
-        assert proc.poll() in (None, 0) and time.time() < deadline, "the run died before its first checkpoint"
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-    train(*common, "--output_dir", killed, "--resume_from_checkpoint", killed / "checkpoints" / "step_3")
-    straight, resumed = final_weights(tmp_path / "straight", 6), final_weights(killed, 6)
-    assert straight.keys() == resumed.keys()
-    for name, tensor in straight.items():
-        torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=0, msg=name)
-    initial = final_weights(killed, 3)
-    assert any(not torch.equal(initial[n], straight[n]) for n in straight), "steps 4-6 must have changed the weights"
-
-    # resuming again, now that step 6 exists (as when the kill came late), replaces it with the same weights
-    train(*common, "--output_dir", killed, "--resume_from_checkpoint", killed / "checkpoints" / "step_3")
-    again = final_weights(killed, 6)
-    for name, tensor in straight.items():
-        torch.testing.assert_close(again[name], tensor, rtol=0, atol=0, msg=name)
 
 
 def write_motion_folder(root, num_joints, names_per_split, fps_frames=(60, 90)):
@@ -377,3 +343,58 @@ def test_raw_joint_encoders_train_and_round_trip(encoder, sizes, tmp_path, sampl
     with torch.no_grad():
         ours = model(**inputs).motion_embeds
     np.testing.assert_allclose(clean["motion"], ours.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("dataset", ["demo", "motion folder"])
+def test_a_dataset_without_validation_split_is_refused_before_training(dataset, tmp_path):
+    if dataset == "demo":
+        data_args, where = ["--dataset_name", "demo", "--demo_sizes", "32,0,8"], "--demo_sizes"
+    else:
+        write_motion_folder(tmp_path / "mocap", 22, {"train": SPLITS["train"], "test": SPLITS["test"]})
+        data_args, where = ["--dataset_name", str(tmp_path / "mocap")], "val.txt"
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit, match=r"has (no|an empty) validation split") as refused:
+        train(*data_args, *TINY, "--max_steps", "2", "--checkpointing_steps", "1", "--output_dir", out)
+    message = str(refused.value)
+    assert where in message and repr(data_args[1]) in message and "Nothing was trained" in message
+    assert not (out / "checkpoints").exists() and not (out / "model.safetensors").exists()
+
+
+def write_foreign_model(short_run_dir, folder, marker):
+    """A saved model whose config names a type this package does not know and code of its own (auto_map) that
+    leaves `marker` behind when it runs."""
+    shutil.copytree(short_run_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="foreign_model", auto_map={"AutoConfig": "foreign.Config", "AutoModel": "foreign.Model"})
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "foreign.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+
+
+def test_model_name_or_path_runs_no_saved_code_without_trust_remote_code(short_run, tmp_path, monkeypatch):
+    foreign, marker = tmp_path / "foreign", tmp_path / "code_ran"
+    write_foreign_model(short_run[0], foreign, marker)
+    common = [*DEMO_TINY, "--max_steps", "1", "--output_dir", tmp_path / "out", "--model_name_or_path", foreign]
+    with pytest.raises(SystemExit, match="--trust_remote_code"):
+        train(*common)
+    assert not marker.exists()
+
+    # the flag reaches the loader, off unless given
+    asked = []
+
+    def loader(name_or_path, *, trust_remote_code):
+        asked.append(trust_remote_code)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("motionpatches.training.train.load_or_exit", loader)
+    for flags in ([], ["--trust_remote_code"]):
+        with pytest.raises(KeyboardInterrupt):
+            train(*common, *flags)
+    assert asked == [False, True]
+
+
+def test_processes_that_would_each_train_alone_are_refused(tmp_path, monkeypatch):
+    # what torchrun sets for two processes that accelerate, finding no GPU and not told to use the CPU, runs alone
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SystemExit, match="ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2"):
+        train(*DEMO_TINY, "--max_steps", "1", "--output_dir", tmp_path)
+    assert not os.listdir(tmp_path)

@@ -344,3 +344,40 @@ def test_cli_retrieval_and_attention_with_a_saved_model(tmp_path, tokenizer, sam
     with Image.open(tmp_path / "r.png") as retrieval, Image.open(tmp_path / "a.png") as attention:
         assert retrieval.width == 5 * 50 and retrieval.height > 2 * 50
         assert attention.width == 2 * (80 * 2 + 4 * 2) + 12 and attention.height > NUM_FRAMES * 2
+
+
+@pytest.mark.parametrize(
+    "command, out, message",
+    [
+        ("patches", "{tmp}/missing/p.png", "--out {tmp}/missing/p.png: the folder {tmp}/missing does not exist"),
+        ("keyframes", "{tmp}", "--out {tmp} is a folder"),
+        ("gif", "{tmp}/m.png", "--out {tmp}/m.png must end in .gif"),
+        ("patches", "{tmp}/p.notapicture", "Pillow writes no .notapicture pictures"),
+    ],
+)
+def test_cli_checks_out_before_any_work(command, out, message, tmp_path):
+    """The motion does not exist: an error about --out means it was checked first."""
+    from motionpatches.training.visualize import main
+
+    with pytest.raises(SystemExit) as excinfo:
+        main([command, str(tmp_path / "no_motion.npy"), "--out", out.format(tmp=tmp_path)])
+    assert message.format(tmp=tmp_path) in str(excinfo.value.code)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_adds_the_suffix_and_a_crash_keeps_the_previous_picture(tmp_path, sample_motion_path, monkeypatch, capsys):
+    from motionpatches.training.visualize import main
+
+    main(["keyframes", sample_motion_path, "--num_keyframes", "2", "--size", "32", "--out", str(tmp_path / "k")])
+    assert f"wrote {tmp_path / 'k.png'}" in capsys.readouterr().out
+    before = (tmp_path / "k.png").read_bytes()
+
+    def dies_half_way(image, path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Image.Image, "save", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        main(["keyframes", sample_motion_path, "--num_keyframes", "3", "--out", str(tmp_path / "k.png")])
+    assert (tmp_path / "k.png").read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["k.png"]

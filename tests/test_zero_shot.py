@@ -4,6 +4,7 @@ whose right answers are known, the CSV and BABEL loaders, and the command line o
 import csv
 import json
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -409,3 +410,48 @@ def test_cli_on_the_demo_split_with_chosen_labels(tiny, tmp_path, run_cli):
     assert report["labels"] == ["walk", "sit_down", "wave"]
     assert report["prompts"] == ["a person walk", "a person sit down", "a person wave"]
     assert report["num_samples"] == 6  # 28 motions, two of each of the 14 actions; three actions kept
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--output_file", "{tmp}/missing/r.json"], "--output_file {tmp}/missing/r.json: the folder {tmp}/missing does not exist"),
+        (["--confusion_csv", "{tmp}"], "--confusion_csv {tmp} is a folder"),
+        (["--save_scores", "{tmp}/scores.csv"], "--save_scores {tmp}/scores.csv must end in .npy"),
+    ],
+)  # fmt: skip
+def test_cli_checks_its_outputs_before_any_work(flags, message, tmp_path, run_cli):
+    """The model does not exist: an error about an output means the outputs were checked first."""
+    flags = [flag.format(tmp=tmp_path) for flag in flags]
+    with pytest.raises(SystemExit) as exit_:
+        run_cli("--model_name_or_path", str(tmp_path / "no_model"), "--dataset_name", "demo", *flags)
+    assert message.format(tmp=tmp_path) in str(exit_.value.code)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("flag, value", [("--batch_size", "0"), ("--fps", "nan"), ("--fps", "-30")])
+def test_cli_refuses_numbers_out_of_range(flag, value, run_cli, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_cli("--model_name_or_path", "unused", "--dataset_name", "demo", flag, value)
+    assert exit_.value.code == 2 and flag in capsys.readouterr().err
+
+
+def test_cli_scores_get_their_suffix_and_a_crash_keeps_the_previous_ones(tiny, tmp_path, run_cli, monkeypatch):
+    model, processor = tiny
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    args = ["--model_name_or_path", str(tmp_path / "model"), "--dataset_name", "demo", "--demo_sizes", "0,0,14"]
+    stdout = run_cli(*args, "--save_scores", str(tmp_path / "scores"))
+    assert f"wrote {tmp_path / 'scores.npy'}" in stdout
+    before = (tmp_path / "scores.npy").read_bytes()
+    assert np.load(tmp_path / "scores.npy").shape == (14, 14)
+
+    def dies_half_way(file, array):
+        file.write(b"\x93NUMPY half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "save", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        run_cli(*args, "--save_scores", str(tmp_path / "scores.npy"), "--template", "someone {label}")
+    assert (tmp_path / "scores.npy").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["model", "scores.npy"]

@@ -3,6 +3,10 @@
 Training draws one random caption and one random window per motion and step; evaluation takes the
 first caption and the first window. The draws come from a generator seeded by (seed, epoch, row),
 not from a running random state, so a resumed run and a run on more processes draw the same.
+
+The epoch is set by the trainer with `use_epoch`, on purpose not `set_epoch`: accelerate's loaders call
+`set_epoch` on their sampler and dataset with their own count of passes, which restarts at 0 in a resumed
+run (and in the loader `skip_first_batches` builds), so a resumed run would draw epoch 0's order again.
 """
 
 import numpy as np
@@ -17,7 +21,7 @@ class EpochSeededRows(Dataset):
         self.seed = seed
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def use_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self):
@@ -37,7 +41,7 @@ class EpochPermutationSampler(Sampler):
         self.seed = seed
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def use_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self):

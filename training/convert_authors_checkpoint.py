@@ -21,11 +21,14 @@ import json
 import math
 import os
 import pickle
+import tempfile
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 from motionpatches import MotionPatchesConfig, MotionPatchProcessor, MotionTextModel
+from motionpatches.atomic import publish_folder
 from motionpatches.processors.skeletons import resolve_skeleton
 from motionpatches.training.model_card import write_model_card
 
@@ -60,19 +63,52 @@ def load_checkpoint(path: str) -> dict[str, torch.Tensor]:
     if path.endswith(".safetensors"):
         import safetensors.torch
 
-        return safetensors.torch.load_file(path)
+        try:
+            return safetensors.torch.load_file(path)
+        except (SafetensorError, OSError) as err:
+            raise ValueError(unreadable(path, err)) from None
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise ValueError(
-            f"{path}: refused by torch.load(weights_only=True), it holds more than tensors: {err}"
+            f"{path}: refused by torch.load(weights_only=True): it holds more than tensors, or is not a PyTorch "
+            f"checkpoint: {err}"
         ) from err
+    # a cut-off zip or legacy pickle fails in whichever reader reaches the end first
+    except (RuntimeError, EOFError, OSError, KeyError) as err:
+        raise ValueError(unreadable(path, err)) from None
     if not isinstance(state_dict, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
     ):
         found = sorted(state_dict)[:8] if isinstance(state_dict, dict) else type(state_dict).__name__
         raise ValueError(f"{path} is not a flat dict of tensors (a state dict) as the authors saved; found {found}")
     return state_dict
+
+
+def unreadable(path: str, err: BaseException) -> str:
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return f"cannot read the checkpoint {path} ({reason}): it is truncated or corrupt; download or copy it again"
+
+
+def tensor_problems(state_dict: dict[str, torch.Tensor]) -> list[str]:
+    """Tensors no weight can be made of, by key: casting integers would invent weights, NaN/inf poison every output."""
+    problems = []
+    for key, tensor in state_dict.items():
+        if not tensor.is_floating_point():
+            problems.append(f"not floating point ({str(tensor.dtype).removeprefix('torch.')}): {key}")
+            continue
+        bad = int(tensor.numel() - torch.isfinite(tensor).sum())
+        if bad:
+            problems.append(f"{bad} of {tensor.numel()} values NaN or inf: {key}")
+    return problems
+
+
+def check_tensors(path: str, state_dict: dict[str, torch.Tensor]) -> None:
+    problems = tensor_problems(state_dict)
+    if problems:
+        raise ValueError(
+            f"{path} holds tensors that are not usable weights; nothing was written:\n  " + "\n  ".join(problems)
+        )
 
 
 def to_our_key(key: str) -> str | None:
@@ -124,9 +160,10 @@ def build_config(
         sizes["projection_dim"] = projection.shape[0]
     if logit_scale is not None and logit_scale.numel() == 1:
         sizes["logit_scale_init_value"] = float(logit_scale)
+    # the authors' towers are standard classes: code saved beside a text config or tokenizer is never run
     return MotionPatchesConfig(
         motion_config=dict(MOTION_GEOMETRY, backbone=motion_backbone, backbone_kwargs=motion_backbone_kwargs or {}),
-        text_config=AutoConfig.from_pretrained(text_config).to_dict(),
+        text_config=AutoConfig.from_pretrained(text_config, trust_remote_code=False).to_dict(),
         projection_dropout=PROJECTION_DROPOUT[dataset],
         **sizes,
     )
@@ -235,7 +272,7 @@ def build_processor(dataset: str, tokenizer, mean: np.ndarray, std: np.ndarray) 
     from transformers import AutoTokenizer
 
     return MotionPatchProcessor(
-        tokenizer=AutoTokenizer.from_pretrained(tokenizer),
+        tokenizer=AutoTokenizer.from_pretrained(tokenizer, trust_remote_code=False),
         skeleton=dataset,
         part_order="reference",
         mean=mean,
@@ -294,6 +331,21 @@ only their names and file format changed."""
     }
 
 
+def save_converted(model, processor, card: dict, output_dir: str) -> None:
+    """Write everything into a staging folder, then rename each file into `output_dir`, the weights last, so a
+    crash leaves the previous folder's files whole. The staging folder has the target's name because the
+    card is titled after its folder."""
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    os.makedirs(parent, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".converting.", dir=parent) as scratch:
+        staging = os.path.join(scratch, os.path.basename(os.path.abspath(output_dir)))
+        os.mkdir(staging)
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        write_model_card(staging, **card)
+        publish_folder(staging, output_dir)
+
+
 def push_converted(model, processor, card_path: str, repo_id: str) -> None:
     """Upload model, processor and our model card (`push_to_hub` alone would upload a template card)."""
     from huggingface_hub import CommitOperationAdd
@@ -332,8 +384,12 @@ def convert_checkpoint(
     if dataset not in DATASETS:
         raise ValueError(f"dataset={dataset!r}; the authors released checkpoints for {DATASETS}")
     checkpoint_path = os.fspath(checkpoint_path)
+    output_dir = os.fspath(output_dir)
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"output_dir {output_dir} is a file; give a folder (created when missing)")
     text_config = text_config or tokenizer
     state_dict = load_checkpoint(checkpoint_path)
+    check_tensors(checkpoint_path, state_dict)
     mean, std, statistics_source = resolve_statistics(dataset, mean, std, dataset_dir)
     processor = build_processor(dataset, tokenizer, mean, std)
     model = build_model(
@@ -345,12 +401,10 @@ def convert_checkpoint(
         motion_backbone_kwargs,
         len(processor.tokenizer),
     )
-    os.makedirs(output_dir, exist_ok=True)
-    model.save_pretrained(output_dir)
-    processor.save_pretrained(output_dir)
     card = converted_model_card(checkpoint_path, dataset, model, processor, statistics_source, text_config)
-    card_path = write_model_card(output_dir, **card)
+    save_converted(model, processor, card, output_dir)
     if push_to_hub:
+        card_path = os.path.join(output_dir, "README.md")
         push_converted(model, processor, card_path, hub_model_id or os.path.basename(os.path.normpath(output_dir)))
     return model, processor
 

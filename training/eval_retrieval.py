@@ -7,6 +7,9 @@ Protocols: `all` (the paper's: whole split, every motion sharing the exact first
 correct), and TMR's `tmr-all` (diagonal ground truth), `threshold` (captions whose sentence
 embeddings have cosine above 2*0.95-1 also count; `--sentence_encoder`, MiniLM by default),
 `dissimilar` (a given id list) and `guo` (batches of 32, averaged).
+
+The model is loaded without running code saved in its folder; `--trust_remote_code` allows it. Output
+paths and the id file are checked before the evaluation starts, and outputs are replaced whole.
 """
 
 import argparse
@@ -14,6 +17,9 @@ import json
 
 import numpy as np
 
+from motionpatches.atomic import atomic_path, write_text_atomically
+from motionpatches.cli import output_path, positive_fps, positive_int
+from motionpatches.loading import add_trust_remote_code_argument, load_or_exit
 from motionpatches.retrieval import (
     PROTOCOLS,
     default_sentence_encoder,
@@ -29,6 +35,8 @@ def evaluate(
     model, processor, rows, protocol="all", batch_size=128, sentence_encoder=None, threshold=0.95, subset_ids=None
 ):
     """(metrics, embeddings) of `model` on `rows` under `protocol`; importable for notebooks and tests."""
+    if protocol == "dissimilar" and subset_ids is None:
+        raise ValueError("protocol 'dissimilar' needs --subset_ids (a file with one id per line)")
     embeddings = embed_split(model, processor, rows, batch_size)
     kwargs = {}
     if protocol == "threshold":
@@ -37,36 +45,86 @@ def evaluate(
             raise ValueError("protocol 'threshold' needs --sentence_encoder (or the demo extra's MiniLM)")
         kwargs.update(sentence_embeds=sentence_embeddings(list(embeddings["captions"]), encoder), threshold=threshold)
     if protocol == "dissimilar":
-        if not subset_ids:
-            raise ValueError("protocol 'dissimilar' needs --subset_ids (a file with one id per line)")
         kwargs.update(subset_ids=subset_ids)
     return score_embeddings(embeddings, protocol, **kwargs), embeddings
 
 
-def main(argv=None):
+def unit_interval(text: str) -> float:
+    """TMR's threshold rescales a cosine to [0, 1] (captions match above 2 * threshold - 1); outside it is no threshold."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(
+            f"expected a number in [0, 1] (TMR's rescaled cosine similarity; 0.95 in TMR), got {text}"
+        )
+    return value
+
+
+def read_subset_ids(path: str) -> list[str]:
+    """The ids of a `--subset_ids` file, one per line; a missing or empty file is refused before any work."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            ids = [line.strip() for line in f if line.strip()]
+    except OSError as err:
+        raise SystemExit(f"error: cannot read --subset_ids {path}: {err.strerror or err}") from None
+    if not ids:
+        raise SystemExit(f"error: --subset_ids {path} is empty; it must list the ids to evaluate, one per line")
+    return ids
+
+
+def checked_outputs(args) -> tuple[str | None, str | None]:
+    """(metrics file, embeddings file) as they will be written, refused now rather than after the evaluation."""
+    try:
+        metrics = output_path(args.output_file, "--output_file") if args.output_file else None
+        embeddings = output_path(args.save_embeddings, "--save_embeddings", ".npz") if args.save_embeddings else None
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
+    return metrics, embeddings
+
+
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model_name_or_path", required=True)
+    add_trust_remote_code_argument(p)
     p.add_argument("--dataset_name", default="demo", help="demo, humanml3d, kit, or a folder in the HumanML3D layout")
     p.add_argument("--dataset_dir")
     p.add_argument("--skeleton", help="preset or JSON skeleton of the dataset (default: the dataset's)")
-    p.add_argument("--dataset_fps", type=float)
+    p.add_argument("--dataset_fps", type=positive_fps)
     p.add_argument("--kit_repeat_frames", action="store_true")
     p.add_argument("--demo_sizes", default="1200,150,150")
     p.add_argument("--seed", type=int, default=0, help="seed of the demo dataset")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument("--protocol", default="all", choices=PROTOCOLS)
     p.add_argument("--sentence_encoder", help="model folder or Hub id for the threshold protocol")
-    p.add_argument("--threshold", type=float, default=0.95)
-    p.add_argument("--subset_ids", help="file of ids for the dissimilar protocol")
-    p.add_argument("--batch_size", type=int, default=128)
+    p.add_argument("--threshold", type=unit_interval, default=0.95, help="threshold protocol, in [0, 1] (TMR: 0.95)")
+    p.add_argument("--subset_ids", help="file of ids for the dissimilar protocol, one per line")
+    p.add_argument("--batch_size", type=positive_int, default=128)
     p.add_argument("--output_file", help="write the metrics as JSON")
-    p.add_argument("--save_embeddings", help="write text_embeds, motion_embeds, captions, ids as .npz")
-    args = p.parse_args(argv)
+    p.add_argument(
+        "--save_embeddings", help="write text_embeds, motion_embeds, captions, ids as .npz (added when no suffix)"
+    )
+    return p.parse_args(argv)
 
-    from transformers import AutoModel, AutoProcessor
 
-    model = AutoModel.from_pretrained(args.model_name_or_path, trust_remote_code=True)
-    processor = AutoProcessor.from_pretrained(args.model_name_or_path, trust_remote_code=True)
+def write_outputs(metrics: dict, embeddings: dict, metrics_file: str | None, embeddings_file: str | None) -> None:
+    if metrics_file:
+        write_text_atomically(metrics_file, json.dumps(metrics, indent=2))
+        print(f"wrote {metrics_file}")
+    if embeddings_file:
+        with atomic_path(embeddings_file) as temporary, open(temporary, "wb") as f:
+            np.savez(f, **embeddings)
+        print(f"wrote {embeddings_file}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    metrics_file, embeddings_file = checked_outputs(args)
+    if args.protocol == "dissimilar" and not args.subset_ids:
+        raise SystemExit("error: protocol 'dissimilar' needs --subset_ids (a file with one id per line)")
+    subset_ids = read_subset_ids(args.subset_ids) if args.subset_ids else None
+    model, processor = load_or_exit(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
     data, skeleton = load_named_dataset(
         args.dataset_name,
         dataset_dir=args.dataset_dir,
@@ -77,10 +135,6 @@ def main(argv=None):
         seed=args.seed,
     )
     processor = processor_for_dataset(processor, skeleton, data)
-    subset_ids = None
-    if args.subset_ids:
-        with open(args.subset_ids, encoding="utf-8") as f:
-            subset_ids = [line.strip() for line in f if line.strip()]
     metrics, embeddings = evaluate(
         model,
         processor,
@@ -93,11 +147,7 @@ def main(argv=None):
     )
     print(f"{args.split} split, {len(data[args.split])} motions, protocol {args.protocol}:")
     print(format_metrics_table(metrics))
-    if args.output_file:
-        with open(args.output_file, "w") as f:
-            json.dump(metrics, f, indent=2)
-    if args.save_embeddings:
-        np.savez(args.save_embeddings, **embeddings)
+    write_outputs(metrics, embeddings, metrics_file, embeddings_file)
 
 
 if __name__ == "__main__":

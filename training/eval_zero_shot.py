@@ -10,15 +10,22 @@ similar to. Labels default to every label in the data; with `--labels`, rows wit
 out. Prints top-1/top-5 accuracy and the confusion matrix; `--output_file` writes the report as JSON
 (with each motion's id and prediction), `--confusion_csv` the matrix as CSV and `--save_scores` every
 motion-label similarity. For BABEL's joint-file layout see training/data/classification.py.
+
+The model is loaded without running code saved in its folder; `--trust_remote_code` allows it. Output
+paths are checked before any work, and outputs are replaced whole (a crash leaves the previous file).
 """
 
 import argparse
 import csv
+import io
 import json
 import os
 
 import numpy as np
 
+from motionpatches.atomic import atomic_path, write_text_atomically
+from motionpatches.cli import output_path, positive_fps, positive_int
+from motionpatches.loading import add_trust_remote_code_argument, load_or_exit
 from motionpatches.training.data.classification import BABEL_LABEL_KEYS, TARGET_FPS, load_babel, load_label_csv
 from motionpatches.zero_shot import (
     DEFAULT_TEMPLATE,
@@ -34,8 +41,6 @@ def load_rows(args):
     if args.csv:
         return load_label_csv(args.csv, motions_dir=args.motions_dir, fps=args.fps or TARGET_FPS)
     if args.babel_json:
-        if not args.joints_dir or not args.fps:
-            raise SystemExit("--babel_json needs --joints_dir and --fps (the frame rate of the joint files)")
         return load_babel(
             args.babel_json,
             args.joints_dir,
@@ -78,17 +83,49 @@ def read_label_text(value: str | None) -> dict:
     return mapping
 
 
+def confusion_csv(report: dict) -> str:
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["true \\ predicted", *report["labels"]])
+    for label, row in zip(report["labels"], report["confusion_matrix"]):
+        writer.writerow([label, *row])
+    return text.getvalue()
+
+
 def write_confusion_csv(report: dict, path: str) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["true \\ predicted", *report["labels"]])
-        for label, row in zip(report["labels"], report["confusion_matrix"]):
-            writer.writerow([label, *row])
+    with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as f:
+        f.write(confusion_csv(report))
 
 
-def main(argv=None):
+def checked_outputs(args) -> dict:
+    """{flag: path as it will be written}, refused now rather than after the scoring."""
+    wanted = (
+        ("--output_file", args.output_file, None),
+        ("--confusion_csv", args.confusion_csv, None),
+        ("--save_scores", args.save_scores, ".npy"),  # np.save would add .npy to a name without it
+    )
+    try:
+        return {flag: output_path(path, flag, suffix) for flag, path, suffix in wanted if path}
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def write_outputs(report: dict, scores: np.ndarray, outputs: dict) -> None:
+    if "--output_file" in outputs:
+        write_text_atomically(outputs["--output_file"], json.dumps(report, indent=2))
+    if "--confusion_csv" in outputs:
+        write_confusion_csv(report, outputs["--confusion_csv"])
+    if "--save_scores" in outputs:
+        with atomic_path(outputs["--save_scores"]) as temporary, open(temporary, "wb") as f:
+            np.save(f, scores)
+    for path in outputs.values():
+        print(f"wrote {path}")
+
+
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model_name_or_path", required=True)
+    add_trust_remote_code_argument(p)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--csv", help="CSV with columns file,label[,start,end] (seconds)")
     source.add_argument("--babel_json", help="a BABEL split file, e.g. val.json")
@@ -99,7 +136,7 @@ def main(argv=None):
         "--fps",
         "--motion_fps",
         dest="fps",
-        type=float,
+        type=positive_fps,
         help="frame rate of the .npy joint files (CSV default 20; required with --babel_json)",
     )
     p.add_argument("--label_key", default="proc_label", choices=BABEL_LABEL_KEYS, help="BABEL label field")
@@ -110,24 +147,32 @@ def main(argv=None):
     p.add_argument("--labels", help="comma-separated labels to choose from (default: all labels in the data)")
     p.add_argument("--template", default=DEFAULT_TEMPLATE, help="prompt with a {label} placeholder")
     p.add_argument("--label_text", help='JSON object (or .json file) of label -> words, e.g. {"walk": "walks"}')
-    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--batch_size", type=positive_int, default=64)
     p.add_argument("--device", help="e.g. cuda or cpu (default: cuda when available)")
     p.add_argument("--output_file", help="write the report as JSON")
     p.add_argument("--confusion_csv", help="write the confusion matrix as CSV")
     p.add_argument(
-        "--save_scores", help="write the (motions, labels) cosine similarities as .npy, rows in the report's ids order"
+        "--save_scores",
+        help="write the (motions, labels) cosine similarities as .npy (added when no suffix), rows in the report's ids order",
     )
     args = p.parse_args(argv)
+    if args.babel_json and not (args.joints_dir and args.fps):
+        p.error("--babel_json needs --joints_dir and --fps (the frame rate of the joint files)")
+    return args
 
-    import torch
-    from transformers import AutoModel, AutoProcessor
 
+def main(argv=None):
+    args = parse_args(argv)
+    outputs = checked_outputs(args)
     label_text = read_label_text(args.label_text)
-    rows, labels = select_labels(load_rows(args), args.labels)
-    prompts = build_prompts(labels, args.template, label_text)  # fails early on a template without {label}
+    build_prompts(["label"], args.template)  # a template without {label} fails before any work
+    import torch
+
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = AutoModel.from_pretrained(args.model_name_or_path, trust_remote_code=True).to(device)
-    processor = AutoProcessor.from_pretrained(args.model_name_or_path, trust_remote_code=True)
+    model, processor = load_or_exit(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
+    model = model.to(device)
+    rows, labels = select_labels(load_rows(args), args.labels)
+    prompts = build_prompts(labels, args.template, label_text)
     motions = (row["motion"] for row in rows.with_format("numpy", columns=["motion"]))
     # the loaders deliver 20 fps; the processor resamples to the model's rate if that differs
     scores = zero_shot_scores(model, processor, motions, labels, args.template, args.batch_size, TARGET_FPS, label_text)
@@ -144,13 +189,7 @@ def main(argv=None):
         f"top-1 {report['top1']:.2f}%  top-5 {report['top5']:.2f}%"
     )
     print(format_confusion_matrix(report))
-    if args.output_file:
-        with open(args.output_file, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2)
-    if args.confusion_csv:
-        write_confusion_csv(report, args.confusion_csv)
-    if args.save_scores:
-        np.save(args.save_scores, scores)
+    write_outputs(report, scores, outputs)
 
 
 if __name__ == "__main__":

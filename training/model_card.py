@@ -6,6 +6,7 @@ description and the sections that differ: `trained_model_card` for `train.py`, t
 
 import os
 
+from motionpatches.atomic import write_text_atomically
 from motionpatches.retrieval import format_metrics_table
 
 HOW_TO_LOAD = """```python
@@ -29,8 +30,7 @@ def write_model_card(
     body = "\n\n".join(f"## {heading}\n{text.strip()}" for heading, text in {"Usage": HOW_TO_LOAD, **sections}.items())
     card = f"---\n{chr(10).join(metadata)}\n---\n\n# {os.path.basename(os.path.normpath(output_dir))}\n\n{description.strip()}\n\n{body}\n"
     path = os.path.join(output_dir, "README.md")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(card)
+    write_text_atomically(path, card)  # a kill leaves the previous card, never half of one
     return path
 
 

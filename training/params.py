@@ -3,6 +3,8 @@
 import argparse
 import json
 
+from motionpatches.loading import add_trust_remote_code_argument
+
 DESCRIPTION = """Train a Motion Patches text<->motion model with accelerate.
 
     accelerate launch training/train.py            # the offline demo: procedural motions, tiny ViT
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = p.add_argument_group("model")
     model.add_argument("--model_name_or_path", help="continue from a saved MotionTextModel (folder or Hub id)")
+    add_trust_remote_code_argument(model)
     model.add_argument(
         "--motion_encoder",
         default="vit",
@@ -83,7 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--eval_steps", type=int, help="validate every N steps (default: every epoch)")
     train.add_argument("--checkpointing_steps", type=int, help="save accelerate state every N steps")
-    train.add_argument("--resume_from_checkpoint", help="a checkpoint folder, or 'latest'")
+    train.add_argument(
+        "--resume_from_checkpoint",
+        help="a checkpoint folder, or 'latest': the highest complete step in output_dir/checkpoints (nothing to do "
+        "when output_dir holds the finished run's metrics.json)",
+    )
     train.add_argument(
         "--report_to",
         default="auto",

@@ -4,9 +4,13 @@
     accelerate launch -m motionpatches.training.train ...     # from anywhere the package is installed
     python -m motionpatches.training.train --help             # the options (training/params.py)
 
-`main` reads top to bottom: arguments, data, model and processor, loader, optimizer and schedule,
-resuming, the training loop (validation and checkpoints on the way), then the test split, the saved
-model, its model card and the Hub. Flags are in params.py; saving and finding checkpoints in checkpoints.py.
+`main` reads top to bottom: arguments, data, model and processor, loader, optimizer, resuming and schedule,
+the training loop (validation and checkpoints on the way), then the test split, the saved model, its model
+card and the Hub. Flags are in params.py; saving and finding checkpoints in checkpoints.py.
+
+Resuming repeats the interrupted run bit for bit (same launcher and process count). The best and final
+models, their model card and metrics.json are published whole (staged, then renamed); metrics.json is
+written last, so it marks a finished run, which `--resume_from_checkpoint latest` leaves as it is.
 """
 
 import importlib.util
@@ -14,9 +18,10 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import datasets
 import numpy as np
@@ -25,7 +30,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import AutoModel, AutoProcessor, AutoTokenizer, BertConfig, get_cosine_schedule_with_warmup
+from transformers import AutoTokenizer, BertConfig, get_cosine_schedule_with_warmup
 
 from motionpatches import (
     MotionPatchesConfig,
@@ -33,11 +38,21 @@ from motionpatches import (
     MotionPatchProcessor,
     MotionTextModel,
 )
+from motionpatches.atomic import staged_folder, write_text_atomically
+from motionpatches.loading import load_or_exit
 from motionpatches.modeling_motionpatches import create_motion_backbone
 from motionpatches.retrieval import format_metrics_table
 from motionpatches.tiny import build_word_tokenizer, minilm_path
 from motionpatches.training.batching import EpochPermutationSampler, EpochSeededRows, MotionTextCollator
-from motionpatches.training.checkpoints import find_checkpoint, load_checkpoint, save_checkpoint
+from motionpatches.training.checkpoints import (
+    CheckpointError,
+    checkpoint_step,
+    find_checkpoint,
+    load_checkpoint,
+    read_progress,
+    restore_best_model,
+    save_checkpoint,
+)
 from motionpatches.training.data.catalog import load_named_dataset
 from motionpatches.training.evaluation import embed_split, left_right_confusion, score_embeddings, selection_score
 from motionpatches.training.loss import clamp_logit_scale, global_contrastive_loss
@@ -46,6 +61,12 @@ from motionpatches.training.params import parse_args
 from motionpatches.training.skeleton_transfer import processor_for_dataset
 
 logger = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+# the model is selected on validation and reported on test: both must be there before any training
+EVALUATION_SPLITS = ("validation", "test")
+# what motionpatches.atomic stages in output_dir: `.best_model.<random>.partial`, `.metrics.<random>.partial.json`
+STAGING_NAME = re.compile(r"\..+\.partial(\.[^.]+)?")
 
 
 @dataclass
@@ -67,8 +88,8 @@ class TrainBatches:
     loader: DataLoader
 
     def for_epoch(self, epoch: int, accelerator: Accelerator, skip: int = 0):
-        self.sampler.set_epoch(epoch)
-        self.rows.set_epoch(epoch)
+        self.sampler.use_epoch(epoch)
+        self.rows.use_epoch(epoch)
         return accelerator.skip_first_batches(self.loader, skip) if skip else self.loader
 
 
@@ -86,6 +107,7 @@ def main(argv=None):
     accelerator = setup_accelerator(args)
     with accelerator.main_process_first():
         data = load_data(args)
+    check_evaluation_splits(args, data)
     model, processor = build_model_and_processor(args, data)
     logger.info(
         f"data: { {split: len(rows) for split, rows in data.items()} }; "
@@ -96,17 +118,23 @@ def main(argv=None):
     optimizer = torch.optim.Adam(param_groups(model, args))
     model, optimizer, batches.loader = accelerator.prepare(model, optimizer, batches.loader)
     plan = plan_steps(args, len(batches.loader), len(data["train"]))
-    # stepped once per optimizer step, and a pure function of the step, so resuming just fast-forwards it
-    scheduler = get_cosine_schedule_with_warmup(optimizer, args.warmup_steps, plan.max_steps)
+    if run_finished(args, accelerator, plan):
+        accelerator.end_training()
+        return
+    state = resume(args, accelerator, plan)
+    # a pure function of the step, built at the resumed step (stepping it there would warn and is not needed)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, args.warmup_steps, plan.max_steps, last_epoch=state.step - 1)
     start_trackers(accelerator, args)
-    state = resume(args, accelerator, scheduler)
 
     train_loop(args, accelerator, model, optimizer, scheduler, batches, plan, state, processor, data["validation"])
     accelerator.end_training()
-    if not accelerator.is_main_process:
-        return
+    if accelerator.is_main_process:
+        finish(args, accelerator, processor, data, state)
 
-    best = best_model(args.output_dir, accelerator, model)
+
+def finish(args, accelerator: Accelerator, processor, data, state: TrainState) -> None:
+    """The best model on the test split, saved with its card and metrics, then the query and the Hub."""
+    best = best_model(args.output_dir, accelerator)
     test_embeddings, test_metrics = evaluate_test_split(args, accelerator, best, processor, data["test"], state)
     save_final_model(args, best, processor, data, state, test_metrics)
     if args.query:
@@ -121,12 +149,26 @@ def setup_accelerator(args) -> Accelerator:
         log_with=tracker(args.report_to),
         project_dir=args.output_dir,
     )
+    check_processes(accelerator)
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         level=logging.INFO if accelerator.is_main_process else logging.WARNING,
     )
     set_seed(args.seed)
     return accelerator
+
+
+def check_processes(accelerator: Accelerator) -> None:
+    """Refuse processes that each train alone: accelerate gives every process a world of its own when the
+    launcher started several but it finds no GPU and was not told to use the CPU; they would all train on all
+    the data and write the same checkpoints."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > accelerator.num_processes:
+        raise SystemExit(
+            f"{launched} processes were launched, but accelerate found no GPU for them and would run each alone. "
+            "On CPU, tell accelerate so: ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes "
+            f"{launched} training/train.py ... (or answer 'multi-CPU' in `accelerate config`)"
+        )
 
 
 def tracker(report_to: str) -> str | None:
@@ -155,10 +197,31 @@ def load_data(args) -> datasets.DatasetDict:
     return data
 
 
+def check_evaluation_splits(args, data) -> None:
+    """Refuse, before any training, a dataset without the splits the end of training needs."""
+    problems = [
+        f"{'an empty' if split in data else 'no'} {split} split"
+        for split in EVALUATION_SPLITS
+        if split not in data or len(data[split]) == 0
+    ]
+    if not problems:
+        return
+    where = f" in {args.dataset_dir}" if args.dataset_dir else ""
+    remedy = (
+        "give every part of --demo_sizes train,validation,test a positive size"
+        if args.dataset_name == "demo"
+        else "add the split files (val.txt, test.txt: one motion id per line, beside train.txt; split/ for InterHuman)"
+    )
+    raise SystemExit(
+        f"dataset {args.dataset_name!r}{where} has {' and '.join(problems)} (it has: "
+        f"{', '.join(f'{k} {len(v)}' for k, v in data.items())}); the trainer selects the model on validation and "
+        f"reports the test split, so it needs both: {remedy}. Nothing was trained."
+    )
+
+
 def build_model_and_processor(args, data):
     if args.model_name_or_path:
-        model = AutoModel.from_pretrained(args.model_name_or_path, trust_remote_code=True)
-        processor = AutoProcessor.from_pretrained(args.model_name_or_path, trust_remote_code=True)
+        model, processor = load_or_exit(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
         return model, processor_for_dataset(processor, args.skeleton, data)
     text_source = args.text_model
     if text_source == "auto":
@@ -250,11 +313,12 @@ def build_train_batches(args, rows, processor) -> TrainBatches:
 
 def plan_steps(args, batches_per_epoch: int, num_train_rows: int) -> StepPlan:
     """Steps per epoch, total steps and epochs, from the prepared (sharded) loader's length."""
-    steps_per_epoch = batches_per_epoch // args.gradient_accumulation_steps
-    if steps_per_epoch == 0:
+    if batches_per_epoch == 0:
         raise SystemExit(
             f"{num_train_rows} training rows do not fill one global batch; lower --per_device_train_batch_size"
         )
+    # accelerate steps the optimizer at the end of each epoch even when fewer batches were accumulated
+    steps_per_epoch = math.ceil(batches_per_epoch / args.gradient_accumulation_steps)
     max_steps = args.max_steps or args.num_train_epochs * steps_per_epoch
     return StepPlan(steps_per_epoch, max_steps, math.ceil(max_steps / steps_per_epoch))
 
@@ -265,23 +329,85 @@ def start_trackers(accelerator: Accelerator, args) -> None:
         accelerator.init_trackers("motionpatches", config=config)
 
 
-def resume(args, accelerator: Accelerator, scheduler) -> TrainState:
+def finished_steps(output_dir: str) -> int | None:
+    """The steps of the run whose final model is saved in `output_dir` (its metrics.json), else None."""
+    try:
+        with open(os.path.join(output_dir, METRICS_FILE)) as f:
+            return int(json.load(f)["steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def run_finished(args, accelerator: Accelerator, plan: StepPlan) -> bool:
+    """True, saying so, when resuming would only redo a finished run: `latest`, or a checkpoint of its last
+    step, while output_dir holds the final model of a run of `plan.max_steps` (or more) steps."""
+    steps = finished_steps(args.output_dir) if args.resume_from_checkpoint else None
+    if steps is None or steps < plan.max_steps:
+        return False
+    if args.resume_from_checkpoint != "latest" and checkpoint_step(args.resume_from_checkpoint) < plan.max_steps:
+        return False  # an earlier checkpoint named on purpose: its later steps are trained again
+    if accelerator.is_main_process:
+        logger.warning(
+            f"{args.output_dir} holds a finished run ({steps} steps, --max_steps {plan.max_steps}; "
+            f"{METRICS_FILE} is written last): nothing to resume, nothing was changed. To train again, "
+            "use another --output_dir, or name an earlier checkpoint to redo the steps after it."
+        )
+    return True
+
+
+def resume(args, accelerator: Accelerator, plan: StepPlan) -> TrainState:
     """A fresh state, or the one of the checkpoint `--resume_from_checkpoint` names, with its states loaded."""
     path = find_checkpoint(args.resume_from_checkpoint, args.output_dir) if args.resume_from_checkpoint else None
     if not path:
         return TrainState()
-    state = TrainState(**load_checkpoint(accelerator, path))
-    for _ in range(state.step):
-        scheduler.step()
+    check_same_layout(path, read_progress(path), run_layout(accelerator, plan))
+    progress = load_checkpoint(accelerator, path)
+    state = TrainState(**{field.name: progress[field.name] for field in fields(TrainState) if field.name in progress})
+    if accelerator.is_main_process:
+        restore_best_model(path, best_model_dir(args.output_dir))
+        remove_staging_leftovers(args.output_dir)
     logger.info(f"resumed from {path} at step {state.step}")
     return state
 
 
+def run_layout(accelerator: Accelerator, plan: StepPlan) -> dict:
+    """What decides which batches each step trains on, saved with every checkpoint."""
+    return {"num_processes": accelerator.num_processes, "steps_per_epoch": plan.steps_per_epoch}
+
+
+def check_same_layout(path: str, progress: dict, layout: dict) -> None:
+    """Refuse a checkpoint saved with another process count or epoch length: its step would map to other
+    batches and the run would not repeat (checkpoints saved before this check record neither)."""
+    saved = {key: progress[key] for key in layout if key in progress}
+    if saved and saved != {key: layout[key] for key in saved}:
+        raise CheckpointError(
+            f"{path} was saved by a run with {saved}, this run has {layout}: resuming would train on other "
+            "batches. Resume with the process count (accelerate launch --num_processes) and the batch settings "
+            "(--per_device_train_batch_size, --gradient_accumulation_steps, training rows) it was saved with."
+        )
+
+
+def remove_staging_leftovers(output_dir: str) -> None:
+    """Staging files and folders of saves a kill interrupted: the saves are repeated, these are never used."""
+    for name in os.listdir(output_dir):
+        if STAGING_NAME.fullmatch(name):
+            path = os.path.join(output_dir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+            logger.info(f"removed {path}, left by a save that was interrupted")
+
+
 def train_loop(args, accelerator, model, optimizer, scheduler, batches, plan, state, processor, validation_rows):
     """Optimizer steps from `state.step` to `plan.max_steps`, validating and saving checkpoints on the way."""
+    if state.step >= plan.max_steps:
+        logger.info(f"step {state.step} of {plan.max_steps}: no training left")
+        return
     unwrapped = accelerator.unwrap_model(model)
     # a resumed run continues in the epoch it stopped in, after the batches it already trained on
-    start_epoch, skip_batches = divmod(state.step * args.gradient_accumulation_steps, len(batches.loader))
+    start_epoch, steps_done = divmod(state.step, plan.steps_per_epoch)
+    skip_batches = steps_done * args.gradient_accumulation_steps
     bar = tqdm(total=plan.max_steps, initial=state.step, disable=not accelerator.is_local_main_process, desc="training")
     model.train()
     for epoch in range(start_epoch, plan.num_epochs):
@@ -307,7 +433,8 @@ def train_loop(args, accelerator, model, optimizer, scheduler, batches, plan, st
                 model.train()
             accelerator.wait_for_everyone()
             if args.checkpointing_steps and state.step % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, args.output_dir, state.step, asdict(state))
+                progress = {**asdict(state), **run_layout(accelerator, plan)}
+                save_checkpoint(accelerator, args.output_dir, state.step, progress, best_model_dir(args.output_dir))
             if state.step >= plan.max_steps:
                 break
         if state.step >= plan.max_steps:
@@ -353,16 +480,26 @@ def validate(args, accelerator: Accelerator, model, processor, rows, state: Trai
     accelerator.log({f"validation/{k}": v for k, v in metrics.items()}, step=state.step)
     if score > state.best_score:
         state.best_score, state.best_step, state.best_metrics = score, state.step, metrics
-        model.save_pretrained(best_model_dir(args.output_dir))
-        processor.save_pretrained(best_model_dir(args.output_dir))
+        save_model(best_model_dir(args.output_dir), model, processor)
 
 
-def best_model(output_dir: str, accelerator: Accelerator, model) -> MotionTextModel:
-    """The model the best validation saved, or the trained `model` itself when no validation ran."""
+def save_model(folder: str, model, processor, staging_parent: str | None = None) -> None:
+    """Model, processor and code into `folder`, staged and published file by file with the weights last, so a
+    kill leaves the previous files or these, each whole."""
+    with staged_folder(folder, staging_parent) as staging:
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+
+
+def best_model(output_dir: str, accelerator: Accelerator) -> MotionTextModel:
+    """The model the best validation saved (validation runs at least after the last step)."""
     folder = best_model_dir(output_dir)
-    if os.path.isdir(folder):
-        return MotionTextModel.from_pretrained(folder).to(accelerator.device)
-    return accelerator.unwrap_model(model)
+    if not os.path.isfile(os.path.join(folder, "model.safetensors")):
+        raise SystemExit(
+            f"{folder} is missing, so the best model of this run is not known; it is written by validation and "
+            f"removed once the final model is saved. Resume from a checkpoint before the best step, or train again."
+        )
+    return MotionTextModel.from_pretrained(folder).to(accelerator.device)
 
 
 def evaluate_test_split(args, accelerator: Accelerator, model, processor, rows, state: TrainState) -> tuple[dict, dict]:
@@ -381,19 +518,18 @@ def evaluate_test_split(args, accelerator: Accelerator, model, processor, rows, 
 
 
 def save_final_model(args, model, processor, data, state: TrainState, test_metrics: dict) -> None:
-    """Model, processor, metrics.json and model card in output_dir, which replace best_model/."""
-    model.save_pretrained(args.output_dir)
-    processor.save_pretrained(args.output_dir)
+    """Model, processor, model card and metrics.json in output_dir, which replace best_model/. metrics.json comes
+    last: it marks the run finished. Staged inside output_dir, whose parent may not be writable."""
+    save_model(args.output_dir, model, processor, staging_parent=args.output_dir)
+    card = trained_model_card(vars(args), data, state.best_metrics, test_metrics, state.step, state.best_step)
+    write_model_card(args.output_dir, **card)
     metrics = {
         "validation": state.best_metrics,
         "test": test_metrics,
         "best_step": state.best_step,
         "steps": state.step,
     }
-    with open(os.path.join(args.output_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    card = trained_model_card(vars(args), data, state.best_metrics, test_metrics, state.step, state.best_step)
-    write_model_card(args.output_dir, **card)
+    write_text_atomically(os.path.join(args.output_dir, METRICS_FILE), json.dumps(metrics, indent=2))
     shutil.rmtree(best_model_dir(args.output_dir), ignore_errors=True)
     print(f"saved model, processor and code to {args.output_dir}")
 

@@ -9,6 +9,9 @@
 
 Motions are `.npy` joint positions `(frames, joints, 3)` (HumanML3D `new_joints` layout: metres,
 Y up). Camera views and colours are described in `src/motionpatches/visualization.py`.
+
+Models are loaded without running code saved in their folder; `--trust_remote_code` allows it. `--out`
+is checked before any work (its folder must exist) and the picture replaces it whole.
 """
 
 import argparse
@@ -17,7 +20,11 @@ import os
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
+from motionpatches.atomic import atomic_path
+from motionpatches.cli import output_path, positive_fps, positive_int
+from motionpatches.loading import add_trust_remote_code_argument, load_or_exit
 from motionpatches.processors import MotionPatchFeatureExtractor
 from motionpatches.processors.feature_extraction_motionpatches import load_motion
 from motionpatches.processors.skeletons import resolve_skeleton
@@ -45,21 +52,30 @@ def read_motion_or_exit(path: str, skeleton=None) -> np.ndarray:
     return motion
 
 
-def load_model(model_name_or_path: str):
+def load_model(model_name_or_path: str, trust_remote_code: bool = False):
     """Model (eval mode, on the GPU when there is one) and processor saved together by training/train.py."""
-    from transformers import AutoModel, AutoProcessor
-
-    try:
-        model = AutoModel.from_pretrained(model_name_or_path, trust_remote_code=True)
-        processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=True)
-    except OSError as err:
-        raise SystemExit(f"error: cannot load a model and processor from {model_name_or_path}: {err}") from None
+    model, processor = load_or_exit(model_name_or_path, trust_remote_code=trust_remote_code)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval(), processor
 
 
+def picture_path(path: str, suffix: str) -> str:
+    """`--out` as it will be written: `suffix` added to a bare name; a GIF must be .gif, a still any format Pillow writes."""
+    try:
+        path = output_path(path, "--out", suffix if suffix == ".gif" else None)
+        if not os.path.splitext(path)[1]:
+            path = output_path(path + suffix, "--out", suffix)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in Image.registered_extensions():
+        raise SystemExit(f"error: --out {path}: Pillow writes no {extension} pictures; use {suffix}")
+    return path
+
+
 def saved(image, out: str) -> None:
-    image.save(out)
+    with atomic_path(out) as temporary:
+        image.save(temporary)
     print(f"wrote {out}")
 
 
@@ -79,9 +95,17 @@ def cmd_patches(args):
 def cmd_gif(args):
     skeleton = resolve_skeleton(args.skeleton)
     motion = read_motion_or_exit(args.motion, skeleton)
-    skeleton_animation(
-        motion, skeleton, args.out, fps=args.fps, size=args.size, view=args.view, trail=args.trail, stride=args.stride
-    )
+    with atomic_path(args.out) as temporary:
+        skeleton_animation(
+            motion,
+            skeleton,
+            temporary,
+            fps=args.fps,
+            size=args.size,
+            view=args.view,
+            trail=args.trail,
+            stride=args.stride,
+        )
     print(f"wrote {args.out}")
 
 
@@ -128,7 +152,7 @@ def rank_motions(model, processor, query: str, motions: list[np.ndarray], batch_
 
 
 def cmd_retrieval(args):
-    model, processor = load_model(args.model_name_or_path)
+    model, processor = load_model(args.model_name_or_path, args.trust_remote_code)
     skeleton = processor.feature_extractor.skeleton
     files = motion_files(args.motions_dir)
     motions = [read_motion_or_exit(path, skeleton) for path in files]
@@ -149,7 +173,7 @@ def cmd_retrieval(args):
 
 
 def cmd_attention(args):
-    model, processor = load_model(args.model_name_or_path)
+    model, processor = load_model(args.model_name_or_path, args.trust_remote_code)
     extractor = processor.feature_extractor
     motion = read_motion_or_exit(args.motion, extractor.skeleton)
     values = extractor(motion, return_tensors="pt")["motion_values"]
@@ -169,51 +193,56 @@ def parse_args(argv=None):
         sub.add_argument("motion", help="a .npy file of joint positions (frames, joints, 3)")
         sub.add_argument("--skeleton", default="humanml3d", help="preset name or JSON skeleton file")
         sub.add_argument("--out", default=out)
-        sub.set_defaults(func=func)
+        sub.set_defaults(func=func, suffix=os.path.splitext(out)[1])
         return sub
 
     patches = motion_command(
         "patches", "the motion-patch image (x, y, z as red, green, blue)", cmd_patches, "patches.png"
     )
     patches.add_argument("--part_order", default="canonical", choices=["canonical", "reference"])
-    patches.add_argument("--num_frames", type=int, help="crop or pad to this many frames (default: the whole motion)")
-    patches.add_argument("--cell", type=int, default=4, help="pixels per value")
+    patches.add_argument(
+        "--num_frames", type=positive_int, help="crop or pad to this many frames (default: the whole motion)"
+    )
+    patches.add_argument("--cell", type=positive_int, default=4, help="pixels per value")
 
     gif = motion_command("gif", "an animated GIF of the skeleton", cmd_gif, "motion.gif")
     gif.add_argument("--view", default="front", choices=sorted(VIEWS))
-    gif.add_argument("--size", type=int, default=256)
-    gif.add_argument("--fps", type=float, help="frame rate of the motion (default: the skeleton's)")
-    gif.add_argument("--stride", type=int, default=1, help="keep every n-th frame (smaller file, same speed)")
+    gif.add_argument("--size", type=positive_int, default=256)
+    gif.add_argument("--fps", type=positive_fps, help="frame rate of the motion (default: the skeleton's)")
+    gif.add_argument("--stride", type=positive_int, default=1, help="keep every n-th frame (smaller file, same speed)")
     gif.add_argument("--trail", action="store_true", help="draw the root's path")
 
     keyframes = motion_command("keyframes", "evenly spaced poses side by side", cmd_keyframes, "keyframes.png")
     keyframes.add_argument("--view", default="front", choices=sorted(VIEWS))
-    keyframes.add_argument("--num_keyframes", type=int, default=6)
-    keyframes.add_argument("--size", type=int, default=160)
+    keyframes.add_argument("--num_keyframes", type=positive_int, default=6)
+    keyframes.add_argument("--size", type=positive_int, default=160)
 
     retrieval = commands.add_parser("retrieval", help="the top motions of a folder for a text query")
     retrieval.add_argument("--model_name_or_path", required=True, help="a model saved with its processor")
+    add_trust_remote_code_argument(retrieval)
     retrieval.add_argument("--query", required=True)
     retrieval.add_argument("--motions_dir", required=True, help="folder of .npy motions in the model's skeleton")
     retrieval.add_argument("--texts_dir", help="captions to show, NAME.txt per NAME.npy (HumanML3D texts/ layout)")
-    retrieval.add_argument("--top_k", type=int, default=3)
-    retrieval.add_argument("--num_keyframes", type=int, default=5)
-    retrieval.add_argument("--size", type=int, default=140, help="pixels per keyframe")
-    retrieval.add_argument("--batch_size", type=int, default=64)
+    retrieval.add_argument("--top_k", type=positive_int, default=3)
+    retrieval.add_argument("--num_keyframes", type=positive_int, default=5)
+    retrieval.add_argument("--size", type=positive_int, default=140, help="pixels per keyframe")
+    retrieval.add_argument("--batch_size", type=positive_int, default=64)
     retrieval.add_argument("--out", default="retrieval.png")
-    retrieval.set_defaults(func=cmd_retrieval)
+    retrieval.set_defaults(func=cmd_retrieval, suffix=".png")
 
     attention = commands.add_parser("attention", help="the class token's last-block attention over the patches")
     attention.add_argument("motion", help="a .npy file of joint positions (frames, joints, 3)")
     attention.add_argument("--model_name_or_path", required=True, help="a model saved with its processor")
-    attention.add_argument("--cell", type=int, default=8, help="pixels per value")
+    add_trust_remote_code_argument(attention)
+    attention.add_argument("--cell", type=positive_int, default=8, help="pixels per value")
     attention.add_argument("--out", default="attention.png")
-    attention.set_defaults(func=cmd_attention)
+    attention.set_defaults(func=cmd_attention, suffix=".png")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    args.out = picture_path(args.out, args.suffix)
     args.func(args)
 
 

@@ -7,6 +7,7 @@ folder's files into place one rename at a time, the weights last, so every file 
 
 import contextlib
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -22,8 +23,10 @@ def atomic_path(path) -> Iterator[str]:
     path = os.fspath(path)
     folder, name = os.path.split(os.path.abspath(path))
     stem, suffix = os.path.splitext(name)
-    handle, temporary = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{suffix}", dir=folder)
-    os.close(handle)
+    temporary = os.path.join(folder, f".{stem}.{secrets.token_hex(6)}.partial{suffix}")
+    # created as open() creates files (mode 0666 less the umask): mkstemp's 0600 would make a saved card or
+    # metrics file unreadable to the other users who could read the file it replaces
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield temporary
         os.replace(temporary, path)
@@ -39,11 +42,12 @@ def write_text_atomically(path, text: str) -> None:
 
 
 @contextlib.contextmanager
-def staged_folder(target) -> Iterator[str]:
-    """Yield an empty staging folder beside `target`; when the block succeeds its files are published into
-    `target` (created if needed) with `publish_folder`. On an error the staging folder is removed."""
+def staged_folder(target, staging_parent=None) -> Iterator[str]:
+    """Yield an empty staging folder beside `target` (or in `staging_parent`, which must be on the same file
+    system, e.g. `target` itself when its parent may not be writable); when the block succeeds its files are
+    published into `target` (created if needed) with `publish_folder`. On an error the staging folder is removed."""
     target = os.path.abspath(os.fspath(target))
-    parent = os.path.dirname(target)
+    parent = os.path.abspath(os.fspath(staging_parent)) if staging_parent is not None else os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".partial", dir=parent)
     try:

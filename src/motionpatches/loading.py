@@ -7,13 +7,19 @@ as in transformers' own example scripts; without it, a folder that needs its own
 
 import os
 
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from transformers import AutoModel, AutoProcessor
 
 TRUST_REMOTE_CODE_HELP = (
     "run Python code saved in the model folder or Hub repository (its auto_map); motionpatches models need "
     "none, so only pass this for a model whose code you have read and trust"
 )
+SAVED_BY = "a folder written by save_pretrained (training/train.py --output_dir, the converter's --output_dir)"
+
+
+def add_trust_remote_code_argument(parser) -> None:
+    """The same opt-in flag, off by default, on every command that loads a model."""
+    parser.add_argument("--trust_remote_code", action="store_true", help=TRUST_REMOTE_CODE_HELP)
 
 
 def looks_like_a_path(name_or_path: str) -> bool:
@@ -28,11 +34,38 @@ def looks_like_a_path(name_or_path: str) -> bool:
     )
 
 
+def check_local_folder(folder: str) -> None:
+    """Refuse a folder that cannot hold a saved model before transformers gives a message naming neither file nor fix.
+
+    The safetensors headers are read here (cheap: no tensor data) because a truncated file fails with
+    only "incomplete metadata" once transformers opens it.
+    """
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"model folder not found: {folder}; give {SAVED_BY}, or a Hub id")
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        raise FileNotFoundError(f"{folder} has no config.json, so it is not a saved model; give {SAVED_BY}")
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".safetensors"):
+            check_safetensors_file(os.path.join(folder, name))
+
+
+def check_safetensors_file(path: str) -> None:
+    try:
+        with safe_open(path, framework="pt"):
+            pass
+    except (SafetensorError, OSError) as err:
+        raise ValueError(
+            f"cannot read the weights in {path} ({err}): the file is truncated or corrupt; copy or download it "
+            "again, or save the model again"
+        ) from None
+
+
 def load_model_and_processor(name_or_path, *, trust_remote_code: bool = False, model_only: bool = False):
     """`(model in eval mode, processor)` from a saved folder or a Hub id (`processor` is None with `model_only`)."""
     name_or_path = os.fspath(name_or_path)
-    if looks_like_a_path(name_or_path) and not os.path.isdir(name_or_path):
-        raise FileNotFoundError(f"model folder not found: {name_or_path}")
+    is_folder = os.path.isdir(name_or_path)
+    if is_folder or looks_like_a_path(name_or_path):
+        check_local_folder(name_or_path)
     try:
         model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code).eval()
         processor = (
@@ -40,11 +73,29 @@ def load_model_and_processor(name_or_path, *, trust_remote_code: bool = False, m
         )
     except ValueError as err:
         if "trust_remote_code" not in str(err):
-            raise
+            raise ValueError(f"cannot load the model in {name_or_path}: {err}") from err
         raise ValueError(
-            f"{name_or_path} asks to run code saved with it (config.json's auto_map) and is not a model this package "
-            "knows; nothing was run. Pass --trust_remote_code (trust_remote_code=True) if you have read that code and trust it."
+            f"{name_or_path} asks to run code saved with it (an auto_map in its config files) and is not a model this "
+            "package knows; nothing was run. Pass --trust_remote_code (trust_remote_code=True) if you have read "
+            "that code and trust it."
         ) from None
     except (OSError, SafetensorError) as err:
+        if not is_folder:
+            raise FileNotFoundError(
+                f"{name_or_path}: no such model folder here, and no Hub model of that id could be loaded "
+                f"({first_line(err)}); give {SAVED_BY}, or a Hub id while online"
+            ) from err
         raise ValueError(f"cannot load the model in {name_or_path}: {err}") from err
     return model, processor
+
+
+def load_or_exit(name_or_path, *, trust_remote_code: bool = False, model_only: bool = False):
+    """`load_model_and_processor` for scripts: a refusal ends the script with its message, not a traceback."""
+    try:
+        return load_model_and_processor(name_or_path, trust_remote_code=trust_remote_code, model_only=model_only)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

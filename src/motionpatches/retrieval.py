@@ -80,7 +80,8 @@ def retrieval_metrics(
         chunk_size: rows of the similarity matrix held at once; memory grows as chunk_size * N.
 
     Raises:
-        ValueError: unknown protocol, missing protocol input, mismatched shapes, unknown subset ids.
+        ValueError: unknown protocol, missing protocol input, mismatched shapes, unknown subset ids, a
+            threshold outside [0, 1].
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; valid protocols: {', '.join(PROTOCOLS)}")
@@ -97,6 +98,7 @@ def retrieval_metrics(
     if protocol == "all":
         pairs = _caption_pairs(_required(captions, "captions", protocol, n))
     elif protocol == "threshold":
+        _check_threshold(threshold)
         pairs = _threshold_pairs(_sentence_matrix(sentence_embeds, n, text.device), threshold, chunk_size)
     elif protocol == "dissimilar":
         _required(ids, "ids", protocol, n)
@@ -206,8 +208,9 @@ def sentence_embeddings(texts: Sequence[str], model_name_or_path: str, batch_siz
 
     if isinstance(texts, str):
         raise TypeError("texts must be a sequence of strings, not a single string")
-    tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
-    model = AutoModel.from_pretrained(model_name_or_path).eval()
+    # a sentence encoder is a plain transformers model: code saved with it is never run
+    tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, trust_remote_code=False)
+    model = AutoModel.from_pretrained(model_name_or_path, trust_remote_code=False).eval()
     # sentence-transformers truncates at its own max_seq_length (256 for MiniLM), not the tokenizer's 512
     st_config = os.path.join(model_name_or_path, "sentence_bert_config.json")
     max_length = None
@@ -481,6 +484,14 @@ def _check_unique(ids: Sequence, name: str = "ids") -> None:
         seen.add(sample_id)
     if repeated:
         raise ValueError(f"{name} must be unique; repeated: {_preview(repeated)}")
+
+
+def _check_threshold(threshold: float) -> None:
+    # TMR rescales cosines to [0, 1]; outside it every caption (or none but its own) would count as the same
+    if not (isinstance(threshold, (int, float, np.floating, np.integer)) and 0.0 <= threshold <= 1.0):
+        raise ValueError(
+            f"threshold must be in [0, 1] (a rescaled cosine similarity; TMR uses 0.95); got {threshold!r}"
+        )
 
 
 def _check_chunk_size(chunk_size: int) -> None:

@@ -25,7 +25,12 @@ from collections import Counter
 import datasets
 import numpy as np
 
-from motionpatches.processors.feature_extraction_motionpatches import load_motion, resample_frame_rate
+from motionpatches.processors.feature_extraction_motionpatches import (
+    load_motion,
+    read_motion_file,
+    resample_frame_rate,
+)
+from motionpatches.processors.motion_files import MotionFileError, check_fps
 
 from .common import TARGET_FPS, describe_skipped
 
@@ -73,6 +78,7 @@ def load_label_csv(csv_path, motions_dir=None, fps: float = 20.0, num_joints: in
     num_joints: expected joint count (default: the first file's); every clip must have the same.
     """
     csv_path = os.fspath(csv_path)
+    fps = check_fps(fps, "fps", csv_path)
     motions_dir = os.fspath(motions_dir) if motions_dir is not None else os.path.dirname(os.path.abspath(csv_path))
     rows = []
     for line, entry in _read_csv(csv_path):
@@ -82,6 +88,8 @@ def load_label_csv(csv_path, motions_dir=None, fps: float = 20.0, num_joints: in
             raise ValueError(f"{where}: end {end} is not after start {start}")
         try:
             motion = load_motion(os.path.join(motions_dir, entry["file"]))
+        except MotionFileError as err:
+            raise err.with_context(where) from None
         except (OSError, ValueError, TypeError) as err:
             raise type(err)(f"{where}: {err}") from None
         num_joints = num_joints or motion.shape[1]
@@ -159,8 +167,7 @@ def load_babel(
     """
     if label_key not in BABEL_LABEL_KEYS:
         raise ValueError(f"label_key={label_key!r}; expected one of {BABEL_LABEL_KEYS}")
-    if not fps or fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
+    fps = check_fps(fps, "fps", "BABEL joint files")
     with open(babel_json, encoding="utf-8") as f:
         annotations = json.load(f)
     rows, skipped = [], Counter()
@@ -229,9 +236,9 @@ def _read_joints(path: str, num_joints: int | None) -> tuple[np.ndarray | None, 
     if not os.path.isfile(path):
         return None, "missing file"
     try:
-        motion = np.load(path, allow_pickle=False)
-    except (ValueError, OSError):
-        return None, "unreadable file"
+        motion = read_motion_file(path).values
+    except MotionFileError as err:
+        return None, err.reason
     if motion.ndim != 3 or motion.shape[2] != 3 or (num_joints is not None and motion.shape[1] != num_joints):
         return None, "wrong shape"
     return motion.astype(np.float32, copy=False), ""

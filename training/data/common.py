@@ -20,3 +20,9 @@ def describe_skipped(skipped: dict[str, int]) -> str:
     """`"; skipped 3 (no motion file), 1 (NaN or inf)"`, or `""` when nothing was skipped."""
     counts = ", ".join(f"{n} ({reason})" for reason, n in skipped.items() if n)
     return f"; skipped {counts}" if counts else ""
+
+
+def describe_examples(examples: dict[str, str]) -> str:
+    """`"; e.g. <message naming a file>; ..."`, one message per skip reason, or `""`: counts alone do not
+    say which file to look at."""
+    return "; e.g. " + "; ".join(examples.values()) if examples else ""

@@ -9,8 +9,8 @@ Assumed layout (that of InterHuman's processed release, simplified):
 
 InterHuman is recorded at 30 fps; motions are resampled to 20 fps by linear interpolation. Each row
 holds `motion` as `(T, 2, 22, 3)`: both persons in one world frame, sharing every time step, so a
-crop cuts both at the same moments. Missing files, NaN motions and persons of different lengths are
-skipped and counted in the log.
+crop cuts both at the same moments. Missing files, files that cannot be read (counted by
+`MotionFileError.reason`), NaN motions and persons of different lengths are skipped and counted in the log.
 """
 
 import logging
@@ -19,9 +19,10 @@ import os
 import datasets
 import numpy as np
 
-from motionpatches.processors.feature_extraction_motionpatches import resample_frame_rate
+from motionpatches.processors.feature_extraction_motionpatches import read_motion_file, resample_frame_rate
+from motionpatches.processors.motion_files import MotionFileError, check_fps
 
-from .common import SPLIT_FILES, TARGET_FPS, describe_skipped, read_split_ids
+from .common import SPLIT_FILES, TARGET_FPS, describe_examples, describe_skipped, read_split_ids
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ def joint_positions(array: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _rows(root: str, ids: list[str], fps: float, skipped: dict):
+def _rows(root: str, ids: list[str], fps: float, skipped: dict, examples: dict):
+    """Usable rows; the others are counted in `skipped` by reason, with the first message of each in `examples`."""
     for motion_id in ids:
         paths = [
             os.path.join(root, "motions_processed", person, f"{motion_id}.npy") for person in ("person1", "person2")
@@ -53,7 +55,12 @@ def _rows(root: str, ids: list[str], fps: float, skipped: dict):
         if not all(os.path.isfile(p) for p in paths) or not os.path.isfile(annotation):
             skipped["missing file"] += 1
             continue
-        people = [joint_positions(np.load(p, allow_pickle=False)) for p in paths]
+        try:
+            people = [joint_positions(read_motion_file(p).values) for p in paths]
+        except MotionFileError as err:
+            skipped[err.reason] = skipped.get(err.reason, 0) + 1
+            examples.setdefault(err.reason, str(err))
+            continue
         if any(person is None for person in people):
             skipped["wrong shape"] += 1
             continue
@@ -74,6 +81,7 @@ def _rows(root: str, ids: list[str], fps: float, skipped: dict):
 
 def load_interhuman(root: str, fps: float = 30.0) -> datasets.DatasetDict:
     root = os.fspath(root)
+    fps = check_fps(fps, "fps", "InterHuman motions")
     if not os.path.isdir(root):
         raise FileNotFoundError(f"InterHuman folder not found: {root}")
     splits = {}
@@ -91,9 +99,11 @@ def load_interhuman(root: str, fps: float = 30.0) -> datasets.DatasetDict:
             "NaN or inf": 0,
             "no captions": 0,
         }
-        rows = list(_rows(root, ids, fps, skipped))
+        examples = {}
+        rows = list(_rows(root, ids, fps, skipped, examples))
         if not rows:
-            raise ValueError(f"{split}: no usable interaction in {split_file} ({skipped})")
+            raise ValueError(f"{split}: no usable interaction in {split_file} ({skipped}){describe_examples(examples)}")
         splits[split] = datasets.Dataset.from_list(rows, features=FEATURES)
-        logger.warning(f"{split}: {len(rows)} interactions from {root}{describe_skipped(skipped)}")
+        summary = f"{describe_skipped(skipped)}{describe_examples(examples)}"
+        logger.warning(f"{split}: {len(rows)} interactions from {root}{summary}")
     return datasets.DatasetDict(splits)

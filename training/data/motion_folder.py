@@ -9,8 +9,11 @@ Layout (both datasets, and any custom mocap folder in the same shape):
 
 Each row is one (motion, caption set): captions tagged `0.0#0.0` (or NaN) describe the whole motion,
 captions with a `from#to` window (seconds) describe a sub-clip, which becomes a row of its own with
-id `<id>#<from>#<to>`. Mirrored `M` ids are ordinary rows. Listed ids without files, motions with
-NaN/inf, wrong joint counts and clips outside the length limits are skipped and counted in the log.
+id `<id>#<from>#<to>`. Mirrored `M` ids are ordinary rows. Listed ids without files, files that cannot
+be read (empty, damaged, a `.npz` archive, a malformed BVH: counted by `MotionFileError.reason`), motions
+with NaN/inf, wrong joint counts and clips outside the length limits are skipped and counted in the log,
+with one example file per reason. When every motion of a split has the wrong joint count, the error says
+which count the files have and which `--skeleton` fits them.
 
 Motions are resampled to 20 fps by linear interpolation. The reference code instead repeats frames
 to bring KIT-ML from 12.5 fps to 20 fps (blocks of 12 frames become 20, so motions play 12.5/12 times
@@ -25,11 +28,16 @@ import datasets
 import numpy as np
 
 from motionpatches.processors.bvh import load_bvh
-from motionpatches.processors.feature_extraction_motionpatches import repeat_frames_to_fps, resample_frame_rate
+from motionpatches.processors.feature_extraction_motionpatches import (
+    read_motion_file,
+    repeat_frames_to_fps,
+    resample_frame_rate,
+)
+from motionpatches.processors.motion_files import MotionFileError, check_fps
 from motionpatches.processors.rig_chains import skeleton_from_bvh
-from motionpatches.processors.skeletons import resolve_skeleton
+from motionpatches.processors.skeletons import resolve_skeleton, skeleton_hint
 
-from .common import SPLIT_FILES, TARGET_FPS, describe_skipped, read_split_ids
+from .common import SPLIT_FILES, TARGET_FPS, describe_examples, describe_skipped, read_split_ids
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +74,9 @@ def index_split(root: str, split_file: str) -> tuple[list[dict], dict[str, int]]
     ids = read_split_ids(split_file)
     entries, skipped = [], {"no motion file": 0, "no text file": 0, "no captions": 0}
     for motion_id in ids:
-        motion_path = os.path.join(root, "new_joints", f"{motion_id}.npy")
-        if not os.path.isfile(motion_path):
-            motion_path = motion_path[: -len(".npy")] + ".bvh"
+        motion_path = _motion_path(root, motion_id)
         text_path = os.path.join(root, "texts", f"{motion_id}.txt")
-        if not os.path.isfile(motion_path):
+        if motion_path is None:
             skipped["no motion file"] += 1
             continue
         if not os.path.isfile(text_path):
@@ -97,54 +103,88 @@ def index_split(root: str, split_file: str) -> tuple[list[dict], dict[str, int]]
     return entries, skipped
 
 
+# .npz is looked for so that such a file is reported as unsupported rather than as missing
+MOTION_SUFFIXES = (".npy", ".bvh", ".npz")
+
+
+def _motion_path(root: str, motion_id: str) -> str | None:
+    candidates = (os.path.join(root, "new_joints", motion_id + suffix) for suffix in MOTION_SUFFIXES)
+    return next((path for path in candidates if os.path.isfile(path)), None)
+
+
 def _index_generator(entries):
     yield from entries
 
 
 def _load_batch(batch, num_joints, source_fps, min_frames, max_frames, repeat_frames):
-    motions, reasons = [], []
+    columns = {"motion": [], "skip_reason": [], "skip_detail": [], "found_joints": []}
+    resample = repeat_frames_to_fps if repeat_frames else resample_frame_rate
     for path, start, end in zip(batch["path"], batch["start"], batch["end"]):
-        motion, reason = np.zeros((0, num_joints, 3), dtype=np.float32), ""
-        fps = source_fps
-        try:
-            if path.endswith(".bvh"):
-                bvh = load_bvh(path)
-                array, fps = bvh.positions, bvh.fps
-            else:
-                array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError):
-            array, reason = None, "unreadable file"
-        if array is not None:
-            if array.ndim != 3 or array.shape[1:] != (num_joints, 3):
-                reason = "wrong shape"
-            else:
-                if end > 0.0:
-                    array = array[int(start * fps) : int(end * fps)]
-                if not np.isfinite(array).all():
-                    reason = "NaN or inf"
-                elif len(array) < max(min_frames, 1):
-                    reason = "too short"
-                elif max_frames is not None and len(array) > max_frames:
-                    reason = "too long"
-                else:
-                    array = array.astype(np.float32)
-                    if repeat_frames:
-                        motion = repeat_frames_to_fps(array, fps, TARGET_FPS)
-                    else:
-                        motion = resample_frame_rate(array, fps, TARGET_FPS)
-        motions.append(motion)
-        reasons.append(reason)
-    return {"motion": motions, "skip_reason": reasons}
+        clip, fps, reason, detail, found = _load_row(path, start, end, num_joints, source_fps, min_frames, max_frames)
+        motion = np.zeros((0, num_joints, 3), dtype=np.float32) if reason else resample(clip, fps, TARGET_FPS)
+        columns["motion"].append(motion)
+        columns["skip_reason"].append(reason)
+        columns["skip_detail"].append(detail)
+        columns["found_joints"].append(found)
+    return columns
+
+
+def _load_row(path, start, end, num_joints, source_fps, min_frames, max_frames):
+    """(clip, fps, "", "", joints) for a usable row, else (None, None, reason, a message naming the file, joints
+    found or -1): the joint count lets an all-skipped split say which skeleton its files have."""
+    try:
+        values, fps, _ = read_motion_file(path)
+    except MotionFileError as err:  # also a missing file (deleted since indexing)
+        return None, None, err.reason, str(err), -1
+    found = values.shape[1] if values.ndim == 3 and values.shape[2] == 3 else -1
+    if found != num_joints:
+        return None, None, "wrong shape", f"{path} has shape {values.shape}, expected (frames, {num_joints}, 3)", found
+    fps = source_fps if fps is None else fps
+    clip = values[int(start * fps) : int(end * fps)] if end > 0.0 else values
+    if not np.isfinite(clip).all():
+        return None, None, "NaN or inf", f"{path} holds NaN or inf", found
+    if len(clip) < max(min_frames, 1):
+        return None, None, "too short", f"{path}: {len(clip)} frames, fewer than min_frames={min_frames}", found
+    if max_frames is not None and len(clip) > max_frames:
+        return None, None, "too long", f"{path}: {len(clip)} frames, more than max_frames={max_frames}", found
+    return clip.astype(np.float32), fps, "", "", found
+
+
+def _skip_examples(loaded) -> dict[str, str]:
+    """The first message of each skip reason, so the log names a file to look at."""
+    examples = {}
+    for reason, detail in zip(loaded["skip_reason"], loaded["skip_detail"]):
+        if reason:
+            examples.setdefault(reason, detail)
+    return examples
+
+
+def _all_skipped_error(split: str, skipped: dict, examples: dict, loaded, skeleton) -> ValueError:
+    counts = ", ".join(f"{reason}: {n}" for reason, n in skipped.items() if n)
+    message = f"{split}: every motion was skipped ({counts}){describe_examples(examples)}"
+    found = sorted({n for n in loaded["found_joints"] if n >= 0 and n != skeleton.num_joints})
+    if set(examples) == {"wrong shape"} and len(found) == 1:
+        message += (
+            f". The files have {found[0]} joints, skeleton {skeleton.name!r} expects {skeleton.num_joints}: "
+            f"{skeleton_hint(found[0])}"
+        )
+    return ValueError(message)
 
 
 def folder_skeleton(root: str, skeleton=None):
-    """`skeleton` resolved; when None, the rig of the folder's first BVH file, else HumanML3D's SMPL-22."""
+    """`skeleton` resolved; when None, the rig of the folder's first readable BVH file, else HumanML3D's SMPL-22."""
     if skeleton is not None:
         return resolve_skeleton(skeleton)
     folder = os.path.join(root, "new_joints")
     bvh_files = sorted(n for n in os.listdir(folder) if n.lower().endswith(".bvh")) if os.path.isdir(folder) else []
-    if bvh_files:
-        return skeleton_from_bvh(load_bvh(os.path.join(folder, bvh_files[0])))
+    errors = []
+    for name in bvh_files:
+        try:
+            return skeleton_from_bvh(load_bvh(os.path.join(folder, name)))
+        except MotionFileError as err:  # skipped and counted with the split; another file gives the rig
+            errors.append(err)
+    if errors:
+        raise errors[0].with_context(f"{root}: no readable BVH file to take the rig from (pass --skeleton)")
     return resolve_skeleton("humanml3d")
 
 
@@ -168,7 +208,7 @@ def load_motion_folder(
     if not os.path.isdir(root):
         raise FileNotFoundError(f"dataset folder not found: {root}")
     skeleton = folder_skeleton(root, skeleton)
-    source_fps = float(fps or skeleton.fps or TARGET_FPS)
+    source_fps = check_fps(fps, "fps", root) if fps is not None else float(skeleton.fps or TARGET_FPS)
     features = motion_features(skeleton.num_joints)
     splits = {}
     for split, filename in SPLIT_FILES.items():
@@ -199,16 +239,24 @@ def load_motion_folder(
                 "repeat_frames": kit_repeat_frames,
             },
             features=datasets.Features(
-                {**index.features, "motion": features["motion"], "skip_reason": datasets.Value("string")}
+                {
+                    **index.features,
+                    "motion": features["motion"],
+                    "skip_reason": datasets.Value("string"),
+                    "skip_detail": datasets.Value("string"),
+                    "found_joints": datasets.Value("int32"),
+                }
             ),
             desc=f"loading {split} motions",
         )
         reasons = loaded["skip_reason"]
         for reason in sorted(set(reasons) - {""}):
             skipped[reason] = reasons.count(reason)
+        examples = _skip_examples(loaded)
         kept = loaded.filter(lambda r: [x == "" for x in r], input_columns="skip_reason", batched=True)
         if len(kept) == 0:
-            raise ValueError(f"{split}: every motion was skipped ({skipped})")
+            raise _all_skipped_error(split, skipped, examples, loaded, skeleton)
         splits[split] = kept.select_columns(list(features)).cast(features)
-        logger.warning(f"{split}: {len(kept)} rows from {root}{describe_skipped(skipped)}")
+        summary = f"{describe_skipped(skipped)}{describe_examples(examples)}"
+        logger.warning(f"{split}: {len(kept)} rows from {root}{summary}")
     return datasets.DatasetDict(splits)
