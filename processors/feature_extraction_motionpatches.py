@@ -26,7 +26,8 @@ import numpy as np
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
 from transformers.utils import logging
 
-from .motion_files import MotionFile, MotionFileError, MotionFileNotFoundError, check_fps, read_npy
+from .motion_files import check_fps
+from .motion_readers import read_motion_file
 from .skeletons import Skeleton, resolve_skeleton, skeleton_hint
 
 logger = logging.get_logger(__name__)
@@ -141,38 +142,6 @@ class LoadedMotion(NamedTuple):
 
 def _shape_text(persons: int) -> str:
     return "(frames, joints, 3)" if persons == 1 else f"(frames, {persons} persons, joints, 3)"
-
-
-def _read_bvh(path: str) -> MotionFile:
-    from .bvh import load_bvh  # BVH support costs nothing until a BVH file comes
-
-    bvh = load_bvh(path)
-    return MotionFile(bvh.positions, bvh.fps, bvh.joint_names)
-
-
-def _refuse_npz(path: str) -> MotionFile:
-    raise MotionFileError(
-        path,
-        f"{path}: .npz motions (e.g. AMASS/SMPL parameters) are not read yet; compute (frames, joints, 3) joint "
-        "positions and save them with numpy.save as .npy",
-        "unsupported .npz",
-    )
-
-
-# by suffix; any other suffix is read as .npy, whose header check then says what the file is not
-MOTION_FILE_READERS = {".npy": read_npy, ".bvh": _read_bvh, ".npz": _refuse_npz}
-
-
-def read_motion_file(path) -> MotionFile:
-    """The one reader of motion files: the stored values (any shape for .npy; positions in metres with the
-    rig's joint names and frame rate for BVH). Every problem raises `MotionFileError` naming the file and
-    what to do (`MotionFileNotFoundError`, also a FileNotFoundError, for a missing file); shapes are the
-    caller's to check."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise MotionFileNotFoundError(path)
-    reader = MOTION_FILE_READERS.get(os.path.splitext(path)[1].lower(), read_npy)
-    return reader(path)
 
 
 def read_motion(motion, index: int | None = None, persons: int = 1) -> LoadedMotion:

@@ -24,10 +24,13 @@ from .modeling_motionpatches import (
 from .processors import (
     CANONICAL_PART_ORDER,
     SKELETON_PRESETS,
+    MotionFileError,
+    MotionFileOptions,
     MotionPatchFeatureExtractor,
     MotionPatchProcessor,
     Skeleton,
     load_bvh,
+    read_motion_file,
     resolve_skeleton,
     skeleton_from_bvh,
 )
@@ -43,6 +46,8 @@ AutoProcessor.register(MotionPatchesConfig, MotionPatchProcessor, exist_ok=True)
 __all__ = [
     "CANONICAL_PART_ORDER",
     "SKELETON_PRESETS",
+    "MotionFileError",
+    "MotionFileOptions",
     "MotionPatchFeatureExtractor",
     "MotionPatchProcessor",
     "MotionPatchesConfig",
@@ -53,6 +58,7 @@ __all__ = [
     "Skeleton",
     "load_bvh",
     "motion_text_contrastive_loss",
+    "read_motion_file",
     "resolve_skeleton",
     "skeleton_from_bvh",
 ]

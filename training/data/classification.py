@@ -27,10 +27,10 @@ import numpy as np
 
 from motionpatches.processors.feature_extraction_motionpatches import (
     load_motion,
-    read_motion_file,
     resample_frame_rate,
 )
 from motionpatches.processors.motion_files import MotionFileError, check_fps
+from motionpatches.processors.motion_readers import read_motion_file
 
 from .common import TARGET_FPS, describe_skipped
 

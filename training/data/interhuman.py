@@ -19,8 +19,9 @@ import os
 import datasets
 import numpy as np
 
-from motionpatches.processors.feature_extraction_motionpatches import read_motion_file, resample_frame_rate
+from motionpatches.processors.feature_extraction_motionpatches import resample_frame_rate
 from motionpatches.processors.motion_files import MotionFileError, check_fps
+from motionpatches.processors.motion_readers import read_motion_file
 
 from .common import SPLIT_FILES, TARGET_FPS, describe_examples, describe_skipped, read_split_ids
 

@@ -29,11 +29,11 @@ import numpy as np
 
 from motionpatches.processors.bvh import load_bvh
 from motionpatches.processors.feature_extraction_motionpatches import (
-    read_motion_file,
     repeat_frames_to_fps,
     resample_frame_rate,
 )
 from motionpatches.processors.motion_files import MotionFileError, check_fps
+from motionpatches.processors.motion_readers import read_motion_file
 from motionpatches.processors.rig_chains import skeleton_from_bvh
 from motionpatches.processors.skeletons import resolve_skeleton, skeleton_hint
 
