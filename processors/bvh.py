@@ -4,6 +4,11 @@ The parser is written here and the forward kinematics in `kinematics.py` (no thi
 library), so that a saved checkpoint can read BVH files with nothing but numpy. The body chains of
 the rig come from its joint names, in `rig_chains.skeleton_from_bvh`.
 
+Units and up axis are read from the animation, never from the zero-rotation rest pose: exporters
+(MotionBuilder, Maya, game rigs) often write a rest pose lying along +X or +Z, or upside down, and put
+the real orientation into the rotation channels. What stays true in every frame is the length of each
+bone and, in a motion of a person, that the head is above the feet and the feet stand on a floor.
+
 Shipped with saved checkpoints as remote code: imports only numpy, the standard library and siblings.
 """
 
@@ -12,23 +17,57 @@ import os
 import re
 from collections import deque
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
 
 import numpy as np
 
 from .kinematics import euler_rotations, forward_kinematics
 from .motion_files import FPS_RANGE, MAX_FPS, MIN_FPS, MotionFileError, MotionFileNotFoundError
+from .rig_chains import chains_from_joint_names
 
-# (lowest, highest) rest-pose height along the up axis -> factor to metres; heights outside every
-# band are ambiguous and need an explicit `scale`. A human is 1-2 m tall, so each band is read as
-# the unit that makes the rig human-sized. The CMU motion-capture database (ASF/AMC, and the BVH
+# (lowest, highest) body size -> factor to metres, where the body size is the length along the bones
+# from the lowest point of the legs to the highest point of the upper body (`_body_size`): about 1.1
+# times the height of a standing person (toes and the hip offset add a little), 0.95-1.35 times
+# between a rig without End Sites and a clip with the hands held up. Each band reads the size as a
+# body 1.15-3.5 m long in its unit (from 0.5 m in metres and millimetres, which no other unit comes
+# near); CMU units and inches are only 2.2 times apart, so their bands keep to 1.4-2.5 m and
+# 1.3-2.8 m. Sizes between bands (a decimetre rig, a child in inches) are
+# ambiguous and need an explicit `scale`. The CMU motion-capture database (ASF/AMC, and the BVH
 # conversions of it with joints such as `LHipJoint` and `LowerBack`) measures lengths in units of
-# 1/0.45 inch = 5.644 cm, so a CMU subject is about 30 units tall.
+# 1/0.45 inch = 5.644 cm, so a CMU subject measures about 33 units.
 UNIT_BANDS = (
-    (0.5, 3.0, 1.0, "metres"),
-    (20.0, 50.0, 0.0254 / 0.45, "CMU units (1/0.45 inch)"),
-    (50.0, 300.0, 0.01, "centimetres"),
-    (500.0, 3000.0, 0.001, "millimetres"),
+    (0.5, 3.5, 1.0, "metres"),
+    (25.0, 45.0, 0.0254 / 0.45, "CMU units (1/0.45 inch)"),
+    (50.0, 110.0, 0.0254, "inches"),
+    (115.0, 350.0, 0.01, "centimetres"),
+    (500.0, 3500.0, 0.001, "millimetres"),
+)
+
+# proper rotations taking each possible up axis of a file to +Y (rows: the new x, y, z); Y and Z are
+# turned about X, X about Z, so that a Z-up file keeps its X axis and the usual (x, y, z) -> (x, z, -y)
+UP_AXIS_ROTATIONS = {
+    "y": ((1, 0, 0), (0, 1, 0), (0, 0, 1)),
+    "-y": ((1, 0, 0), (0, -1, 0), (0, 0, -1)),
+    "z": ((1, 0, 0), (0, 0, 1), (0, -1, 0)),
+    "-z": ((1, 0, 0), (0, 0, -1), (0, 1, 0)),
+    "x": ((0, -1, 0), (1, 0, 0), (0, 0, 1)),
+    "-x": ((0, 1, 0), (-1, 0, 0), (0, 0, 1)),
+}
+# detection, on the direction from the feet to the head in every frame (unit vectors) and their mean:
+UPRIGHT_MAX_ANGLE = 35.0  # degrees between the mean direction and the up axis
+MIN_AGREEMENT = 0.5  # length of the mean direction (1 when every frame points the same way)
+# a floor along an axis: the body's lowest point comes back to one level (within this share of the leg
+# length above the clip's lowest level) in at least FLOOR_SHARE of the frames
+FLOOR_TOLERANCE = 0.1
+FLOOR_SHARE = 0.5
+# the options that settle what detection cannot, named in every refusal
+UP_AXIS_HINT = (
+    "Pass up_axis='y' or 'z' to load_bvh (--bvh_up_axis on the command line); 'x' and signed axes such as '-z' "
+    "are accepted too"
+)
+SCALE_HINT = (
+    "Pass scale=<metres per file unit> to load_bvh (--bvh_scale on the command line), e.g. scale=0.01 for centimetres"
 )
 
 _CHANNELS = {f"{axis}{kind}": (kind, i) for i, axis in enumerate("xyz") for kind in ("position", "rotation")}
@@ -40,7 +79,9 @@ class BvhMotion:
 
     `joint_names` and `parents` list the real joints in file order (End Sites are not joints; the
     root's parent is -1). `scale` is the factor that was applied to the file's lengths, `up_axis`
-    the file's up axis ("y" or "z") before conversion.
+    the file's up axis before conversion ("y", "z", or another key of `UP_AXIS_ROTATIONS` when given).
+    `fps` is 1 / Frame Time, or the whole number it rounds to when the Frame Time was written with
+    too few digits to tell them apart (0.0333333 -> 30).
     """
 
     joint_names: tuple[str, ...]
@@ -65,18 +106,29 @@ def load_bvh(path, *, scale: float | None = None, up_axis: str | None = None) ->
 
     Rotations follow the BVH convention: a joint's local rotation is the product of its per-axis
     rotations in the order its CHANNELS list them (R = R_first @ R_second @ R_third, degrees,
-    right-handed). Position channels, usually only on the root, replace the OFFSET component of the
-    same axis; the other components keep the OFFSET.
+    right-handed). Position channels, on the root or on any joint, replace the OFFSET component of
+    the same axis; the other components keep the OFFSET.
 
-    `scale` multiplies all lengths; without it the unit is read from the rest-pose height (the
-    extent of the OFFSET skeleton, End Sites included, along the up axis) using `UNIT_BANDS`:
-    0.5-3 metres, 20-50 CMU units (x 0.0254 / 0.45), 50-300 centimetres, 500-3000 millimetres
-    (lower bound inclusive). A file in true inches (an adult is about 65-75 in) falls in the
-    centimetre band: pass `scale=0.0254`.
+    What `up_axis` and `scale` do not give is read from the posed frames of a human rig, whose pelvis,
+    legs and upper body are found from the joint names (`rig_chains`) or else from the hierarchy (the
+    first joint where it branches; its largest branch is the upper body, the others are legs):
 
-    `up_axis` is "y" or "z"; without it, it is the axis (Y or Z) along which the upper body lies
-    above the legs in the rest pose. Z-up data is rotated to Y up by -90 degrees about X:
-    (x, y, z) -> (x, z, -y), a proper rotation, so the rig keeps its handedness.
+    - up axis: the mean over the clip of the unit direction from the feet to the head must lie within
+      35 degrees of +Y or +Z (mean length at least 0.5, so that the frames agree). It is refused when
+      the body lies along X or between axes, when the head is below the feet, and when the lowest point
+      of the body stays on one level (a floor) along the other axis but not along this one: a body
+      lying on a floor.
+    - unit: the body size, the length along the bones (median over the frames, so position channels
+      may move joints) from the lowest point of the legs to the highest point of the upper body, End
+      Sites included, read with `UNIT_BANDS`: 0.5-3.5 metres, 25-45 CMU units (x 0.0254 / 0.45), 50-110
+      inches, 115-350 centimetres, 500-3500 millimetres (lower bounds inclusive). A person 1.75 m tall
+      measures about 1.9 m.
+
+    What cannot be decided raises `MotionFileError` with the measured numbers and the option to pass.
+    `scale` multiplies all lengths; `up_axis` is "x", "y" or "z", optionally signed ("-z" for a file
+    whose up points along -Z). The positions are turned to Y up by `UP_AXIS_ROTATIONS`, a proper
+    rotation that keeps the rig's handedness: Z up is turned -90 degrees about X, (x, y, z) -> (x, z,
+    -y); -Z, -Y likewise about X; +-X about Z. The heading (the rotation about the up axis) is the file's.
 
     Joints may nest to any depth (the hierarchy is read with an explicit stack, not recursion). The
     frame rate, 1 / Frame Time, must lie in `motion_files.FPS_RANGE` (1 to 1000 fps).
@@ -85,40 +137,50 @@ def load_bvh(path, *, scale: float | None = None, up_axis: str | None = None) ->
     `MotionFileNotFoundError` (also a FileNotFoundError).
     """
     path = os.fspath(path)
-    if up_axis is not None and str(up_axis).lower() not in ("y", "z"):
-        raise ValueError(f"up_axis must be 'y', 'z' or None (detect), got {up_axis!r}")
+    up = _checked_up_axis(up_axis)
     if scale is not None and not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"scale must be a positive number or None (detect), got {scale!r}")
-    try:
-        with open(path, encoding="utf-8-sig", errors="replace") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        raise MotionFileNotFoundError(path, f"BVH file not found: {path}") from None
-    except OSError as err:
-        raise MotionFileError(path, f"cannot read BVH file {path}: {err.strerror or err}") from None
-
-    reader = _Reader(path, lines)
+    reader = _Reader(path, _read_lines(path))
     joints, end_sites = _parse_hierarchy(reader)
-    num_channels = sum(len(joint.channels) for joint in joints)
-    values, frame_time = _parse_motion(reader, num_channels)
+    values, fps = _parse_motion(reader, sum(len(joint.channels) for joint in joints))
 
-    points, point_parents = _rest_pose(joints, end_sites)
-    up = str(up_axis).lower() if up_axis is not None else _detect_up_axis(points, point_parents)
-    if scale is None:
-        scale = _detect_scale(points[:, "xyz".index(up)], path, up)
+    points, point_parents = _forward_kinematics(joints, end_sites, values)
+    if up is None or scale is None:
+        missing = " and ".join(what for what, known in (("up axis", up), ("length unit", scale)) if known is None)
+        body = _find_body(joints, points, point_parents, path, missing)
+        up = up or _detect_up_axis(points, body, path)
+        scale = scale or _detect_scale(points, body, up, path)
 
-    positions = _forward_kinematics(joints, values) * scale
-    if up == "z":
-        positions = np.stack([positions[..., 0], positions[..., 2], -positions[..., 1]], axis=-1)
+    rotation = np.asarray(UP_AXIS_ROTATIONS[up], dtype=np.float64)
+    positions = points[:, : len(joints)] @ (scale * rotation.T)
     return BvhMotion(
         joint_names=tuple(joint.name for joint in joints),
         parents=tuple(joint.parent for joint in joints),
         positions=positions.astype(np.float32),
-        fps=1.0 / frame_time,
+        fps=fps,
         scale=float(scale),
         up_axis=up,
         path=path,
     )
+
+
+def _checked_up_axis(up_axis) -> str | None:
+    if up_axis is None:
+        return None
+    key = str(up_axis).strip().lower().removeprefix("+")
+    if key not in UP_AXIS_ROTATIONS:
+        raise ValueError(f"up_axis must be one of {sorted(UP_AXIS_ROTATIONS)} or None (detect), got {up_axis!r}")
+    return key
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        raise MotionFileNotFoundError(path, f"BVH file not found: {path}") from None
+    except OSError as err:
+        raise MotionFileError(path, f"cannot read BVH file {path}: {err.strerror or err}") from None
 
 
 class _Reader:
@@ -253,7 +315,7 @@ def _parse_end_site(reader: _Reader, parent_name: str) -> np.ndarray:
 
 
 def _parse_motion(reader: _Reader, num_channels: int) -> tuple[np.ndarray, float]:
-    """`(frames, channels)` float64 values and the frame time, from the lines after 'MOTION'."""
+    """`(frames, channels)` float64 values and the frame rate, from the lines after 'MOTION'."""
     lines = reader.lines
     numbered = ((i + 1, line.split()) for i, line in enumerate(lines) if i >= reader.next_line and line.strip())
     end_line = max(len(lines), 1)
@@ -271,7 +333,8 @@ def _parse_motion(reader: _Reader, num_channels: int) -> tuple[np.ndarray, float
     frame_time = _to_float(match.group(1)) if match else math.nan
     if not (math.isfinite(frame_time) and frame_time > 0):
         raise reader.error(line, f"expected 'Frame Time: <seconds per frame, > 0>', got {text!r}")
-    _check_frame_time(reader, line, frame_time)
+    fps = _frame_rate(match.group(1), frame_time)
+    _check_frame_rate(reader, line, frame_time, fps)
 
     rows, row_lines = [], []
     for line, tokens in numbered:
@@ -287,14 +350,27 @@ def _parse_motion(reader: _Reader, num_channels: int) -> tuple[np.ndarray, float
         raise reader.error(
             end_line, f"the file ends after {len(rows)} of the {num_frames} frames declared by 'Frames:'"
         )
-    return _frame_values(reader, rows, row_lines), frame_time
+    return _frame_values(reader, rows, row_lines), fps
 
 
-def _check_frame_time(reader: _Reader, line: int, frame_time: float) -> None:
-    if not MIN_FPS <= 1.0 / frame_time <= MAX_FPS:
+def _frame_rate(token: str, frame_time: float) -> float:
+    """1 / Frame Time, or the whole number of frames per second that the written digits cannot tell
+    from it: exporters write 30 fps as 0.0333333, whose inverse 30.00003 would drift from real time."""
+    try:
+        half_digit = 0.5 * 10.0 ** Decimal(token).as_tuple().exponent
+    except (InvalidOperation, TypeError):
+        half_digit = 0.0
+    whole = round(1.0 / frame_time)
+    if whole > 0 and frame_time - half_digit <= 1.0 / whole <= frame_time + half_digit:
+        return float(whole)
+    return 1.0 / frame_time
+
+
+def _check_frame_rate(reader: _Reader, line: int, frame_time: float, fps: float) -> None:
+    if not MIN_FPS <= fps <= MAX_FPS:
         raise reader.error(
             line,
-            f"Frame Time {frame_time:g} s is {1.0 / frame_time:.4g} frames per second, outside the accepted "
+            f"Frame Time {frame_time:g} s is {fps:.4g} frames per second, outside the accepted "
             f"{FPS_RANGE} (Frame Time {1 / MAX_FPS:g} to {1 / MIN_FPS:g} s); write the frame time in seconds",
         )
 
@@ -324,67 +400,12 @@ def _frame_values(reader: _Reader, rows: list[list[str]], row_lines: list[int]) 
     raise reader.error(line, f"frame {frame} has the value {token!r}, expected a finite number")
 
 
-def _rest_pose(joints: list[_Joint], end_sites: list) -> tuple[np.ndarray, list[int]]:
-    """Rest-pose positions (OFFSETs summed, no rotation) of the joints then the End Sites, and their parents."""
-    points = np.zeros((len(joints) + len(end_sites), 3))
+def _forward_kinematics(joints: list[_Joint], end_sites: list, values: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """World positions `(T, P, 3)` in file units of the joints then the End Sites, and the parents of all P points."""
+    num_frames, num_joints = len(values), len(joints)
     parents = [joint.parent for joint in joints] + [parent for parent, _ in end_sites]
-    offsets = [joint.offset for joint in joints] + [offset for _, offset in end_sites]
-    for i, (parent, offset) in enumerate(zip(parents, offsets)):
-        points[i] = offset if parent < 0 else points[parent] + offset
-    return points, parents
-
-
-def _detect_up_axis(points: np.ndarray, parents: list[int]) -> str:
-    """ "y" or "z": the axis along which the upper body is above the legs.
-
-    Below the first joint with several children (the pelvis, also under a floor-level reference
-    root), the largest subtree is the upper body (spine, arms, head) and the others are the legs.
-    A rig that never branches falls back to its larger extent, Y on a tie.
-    """
-    children = [[] for _ in parents]
-    for i, parent in enumerate(parents):
-        if parent >= 0:
-            children[parent].append(i)
-    node = 0
-    while len(children[node]) == 1:
-        node = children[node][0]
-    if len(children[node]) < 2:
-        extent = points.max(axis=0) - points.min(axis=0)
-        return "y" if extent[1] >= extent[2] else "z"
-    subtrees = sorted((_subtree(child, children) for child in children[node]), key=len)
-    upper = points[subtrees[-1]].mean(axis=0)
-    lower = points[[i for subtree in subtrees[:-1] for i in subtree]].mean(axis=0)
-    rise = upper - lower
-    return "y" if rise[1] >= rise[2] else "z"
-
-
-def _subtree(node: int, children: list[list[int]]) -> list[int]:
-    nodes, stack = [], [node]
-    while stack:
-        nodes.append(stack.pop())
-        stack.extend(children[nodes[-1]])
-    return nodes
-
-
-def _detect_scale(heights: np.ndarray, path: str, up: str) -> float:
-    height = float(heights.max() - heights.min())
-    for lowest, highest, factor, _ in UNIT_BANDS:
-        if lowest <= height < highest:
-            return factor
-    bands = ", ".join(f"{lo:g}-{hi:g} {unit}" for lo, hi, _, unit in UNIT_BANDS)
-    raise MotionFileError(
-        path,
-        f"BVH file {path}: cannot tell the length unit from the rest-pose height {height:g} along "
-        f"{up.upper()} (recognised: {bands}); pass scale=<factor to metres>, e.g. scale=0.01 for centimetres",
-        "unknown length unit",
-    )
-
-
-def _forward_kinematics(joints: list[_Joint], values: np.ndarray) -> np.ndarray:
-    """World positions `(T, J, 3)` in file units, from each joint's channels and OFFSET."""
-    num_frames = len(values)
-    local_rotations = np.empty((len(joints), num_frames, 3, 3))
-    translations = np.empty((len(joints), num_frames, 3))
+    local_rotations = np.empty((len(parents), num_frames, 3, 3))
+    translations = np.empty((len(parents), num_frames, 3))
     for j, joint in enumerate(joints):
         translations[j] = joint.offset
         order, rotation_columns = "", []
@@ -396,4 +417,199 @@ def _forward_kinematics(joints: list[_Joint], values: np.ndarray) -> np.ndarray:
                 order += "xyz"[axis]
                 rotation_columns.append(column)
         local_rotations[j] = euler_rotations(values[:, rotation_columns], order)
-    return forward_kinematics([joint.parent for joint in joints], local_rotations, translations)
+    # End Sites are points that never rotate: their parent's rotation carries them
+    local_rotations[num_joints:] = np.eye(3)
+    for i, (_, offset) in enumerate(end_sites, start=num_joints):
+        translations[i] = offset
+    return forward_kinematics(parents, local_rotations, translations), parents
+
+
+# --- the body that detection measures ---------------------------------------------------------
+
+
+class _Body(NamedTuple):
+    """Points (joints then End Sites, as `_forward_kinematics` orders them) of a human rig."""
+
+    pelvis: int
+    legs: np.ndarray  # every point hanging from the pelvis through a leg
+    upper: np.ndarray  # every point of the spine's branch: spine, arms, head
+    feet: list[int]  # whose mean is where the feet are
+    head: list[int]  # whose mean is where the head is
+    parents: list[int]
+    lengths: np.ndarray  # of the bone from each point's parent to it (median over the frames), 0 at the root
+    names: list[str]  # of all points, End Sites as "End Site of <joint>"
+    found_by: str  # "joint names" or "hierarchy", for messages
+
+
+def _find_body(joints: list[_Joint], points: np.ndarray, parents: list[int], path: str, missing: str) -> _Body:
+    children = [[] for _ in parents]
+    for point, parent in enumerate(parents):
+        if parent >= 0:
+            children[parent].append(point)
+    names = [joint.name for joint in joints]
+    names += [f"End Site of {names[parent]}" for parent in parents[len(joints) :]]
+    body = _body_from_names(names[: len(joints)], parents, children) or _body_from_hierarchy(children)
+    if body is None:
+        raise MotionFileError(
+            path,
+            f"BVH file {path}: cannot detect the {missing} of this rig ({len(joints)} joints): its joint names do "
+            "not name a head, hands and feet, and its hierarchy never branches into legs and an upper body. "
+            f"Give both. {UP_AXIS_HINT}. {SCALE_HINT}",
+            "unknown up axis or unit",
+        )
+    pelvis, legs, upper, feet, head, found_by = body
+    return _Body(
+        pelvis, np.array(legs), np.array(upper), feet, head, parents, _bone_lengths(points, parents), names, found_by
+    )
+
+
+def _bone_lengths(points: np.ndarray, parents: list[int]) -> np.ndarray:
+    """Each bone's median length over the frames: rotations never change a length, and the median
+    keeps position channels that move a joint (root motion, stretch) from deciding it."""
+    lengths = np.zeros(len(parents))
+    linked = np.array([point for point, parent in enumerate(parents) if parent >= 0], dtype=int)
+    if len(linked):
+        bones = points[:, linked] - points[:, [parents[point] for point in linked]]
+        lengths[linked] = np.median(np.linalg.norm(bones, axis=-1), axis=0)
+    return lengths
+
+
+def _body_from_names(joint_names: list[str], parents: list[int], children: list[list[int]]) -> tuple | None:
+    """Pelvis, legs and upper body where the joint names say (so helper bones under a floor-level root,
+    e.g. IK targets, are never taken for legs); None when the names do not tell."""
+    try:
+        chains = chains_from_joint_names(joint_names, parents[: len(joint_names)])
+    except ValueError:
+        return None
+    torso, left, right = chains["torso"], chains["left_leg"], chains["right_leg"]
+    if min(len(torso), len(left), len(right)) < 2 or left[1] == right[1]:
+        return None
+    legs = _subtree(left[1], children) + _subtree(right[1], children)
+    upper = _subtree(torso[1], children)
+    if set(legs) & set(upper):
+        return None
+    return torso[0], legs, upper, [left[-1], right[-1]], [torso[-1]], "joint names"
+
+
+def _body_from_hierarchy(children: list[list[int]]) -> tuple | None:
+    """Below the first point with several children (the pelvis, also under a floor-level reference root),
+    the largest branch is the upper body (spine, arms, head) and the others are legs. The head stands
+    in as the chest, where the upper body next branches (arms and neck), for names cannot say more."""
+    pelvis = _first_branch(0, children)
+    if len(children[pelvis]) < 2:
+        return None
+    branches = sorted((_subtree(child, children) for child in children[pelvis]), key=len)
+    upper, legs = branches[-1], [point for branch in branches[:-1] for point in branch]
+    return pelvis, legs, upper, legs, [_first_branch(upper[0], children)], "hierarchy"
+
+
+def _first_branch(point: int, children: list[list[int]]) -> int:
+    while len(children[point]) == 1:
+        point = children[point][0]
+    return point
+
+
+def _subtree(point: int, children: list[list[int]]) -> list[int]:
+    points, stack = [], [point]
+    while stack:
+        points.append(stack.pop())
+        stack.extend(children[points[-1]])
+    return points
+
+
+# --- up axis ----------------------------------------------------------------------------------
+
+
+def _detect_up_axis(points: np.ndarray, body: _Body, path: str) -> str:
+    """ "y" or "z": where the head is above the feet over the clip, the body standing on a floor."""
+    direction = points[:, body.head].mean(axis=1) - points[:, body.feet].mean(axis=1)
+    lengths = np.linalg.norm(direction, axis=1, keepdims=True)
+    mean = (direction / np.where(lengths > 0, lengths, 1.0)).mean(axis=0)
+    agreement = float(np.linalg.norm(mean))
+    axis = int(np.argmax(np.abs(mean)))
+    angle = math.degrees(math.acos(min(abs(mean[axis]) / agreement, 1.0))) if agreement > 0 else 90.0
+    up = "xyz"[axis]
+
+    measured = (
+        f"over its {len(points)} frames the unit direction from the feet to the head (found by {body.found_by}) "
+        f"averages ({mean[0]:.2f}, {mean[1]:.2f}, {mean[2]:.2f}) in the file's axes"
+    )
+    if agreement < MIN_AGREEMENT:
+        reason = f"its length {agreement:.2f} < {MIN_AGREEMENT}: the body turns through too many orientations"
+    elif angle > UPRIGHT_MAX_ANGLE:
+        reason = f"{angle:.0f} degrees from the nearest axis, more than {UPRIGHT_MAX_ANGLE:g}: the body is not upright along any axis"
+    elif up == "x":
+        reason = "the body lies along X (on a floor?), and files stand along Y or Z"
+    elif mean[axis] < 0:
+        reason = f"the head is below the feet along {up.upper()}: upside down (a handstand, or a file whose up axis is -{up.upper()})"
+    else:
+        reason = _floor_contradiction(points, body, up)
+    if reason:
+        raise MotionFileError(
+            path,
+            f"BVH file {path}: cannot tell the up axis from the animation: {measured}, {reason}. {UP_AXIS_HINT}",
+            "unknown up axis",
+        )
+    return up
+
+
+def _floor_contradiction(points: np.ndarray, body: _Body, up: str) -> str:
+    """Why the floor contact says otherwise, or "" when it agrees: a body lying on a floor (its lowest
+    point keeps one level along the other axis) can stand along this axis in every frame."""
+    tolerance = FLOOR_TOLERANCE * max(_path_length(body, point) for point in body.legs)
+    shares = {axis: _floor_share(points[:, _body_points(body), "xyz".index(axis)], tolerance) for axis in "yz"}
+    other = "z" if up == "y" else "y"
+    if shares[up] >= FLOOR_SHARE or shares[other] < FLOOR_SHARE:
+        return ""
+    return (
+        f"but the body's lowest point keeps one level (a floor) along {other.upper()} in {shares[other]:.0%} of the "
+        f"frames and along {up.upper()} in only {shares[up]:.0%}: a body lying on a floor"
+    )
+
+
+def _floor_share(heights: np.ndarray, tolerance: float) -> float:
+    """The share of frames whose lowest point is within `tolerance` of the clip's lowest level."""
+    lowest = heights.min(axis=1)
+    return float(np.mean(lowest <= np.percentile(lowest, 2) + tolerance))
+
+
+def _body_points(body: _Body) -> np.ndarray:
+    return np.concatenate([[body.pelvis], body.legs, body.upper])
+
+
+# --- unit -------------------------------------------------------------------------------------
+
+
+def _detect_scale(points: np.ndarray, body: _Body, up: str, path: str) -> float:
+    size, lowest, highest = _body_size(points, body, up)
+    for low, high, factor, _ in UNIT_BANDS:
+        if low <= size < high:
+            return factor
+    bands = ", ".join(f"{low:g}-{high:g} {unit}" for low, high, _, unit in UNIT_BANDS)
+    raise MotionFileError(
+        path,
+        f"BVH file {path}: cannot tell the length unit: along its bones the body measures {size:.4g} file units "
+        f"from the lowest point of the legs ({body.names[lowest]!r}) to the highest of the upper body "
+        f"({body.names[highest]!r}), about 1.1 times a standing height; recognised: {bands}. {SCALE_HINT}",
+        "unknown length unit",
+    )
+
+
+def _body_size(points: np.ndarray, body: _Body, up: str) -> tuple[float, int, int]:
+    """The length along the bones from the lowest point of the legs to the highest of the upper body
+    (highest and lowest on average over the clip, along `up`), and those two points."""
+    rotation = np.asarray(UP_AXIS_ROTATIONS[up], dtype=np.float64)
+    heights = (points[:, _body_points(body)] @ rotation[1]).mean(axis=0)
+    num_legs = len(body.legs)
+    lowest = int(body.legs[np.argmin(heights[1 : 1 + num_legs])])
+    highest = int(body.upper[np.argmax(heights[1 + num_legs :])])
+    return _path_length(body, lowest) + _path_length(body, highest), lowest, highest
+
+
+def _path_length(body: _Body, point: int) -> float:
+    """Length along the bones from the pelvis to a point of the legs or the upper body."""
+    total = 0.0
+    while point != body.pelvis:
+        total += body.lengths[point]
+        point = body.parents[point]
+    return float(total)

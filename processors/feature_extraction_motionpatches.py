@@ -26,8 +26,9 @@ import numpy as np
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
 from transformers.utils import logging
 
+from .humanml3d_features import ACCEPTED_WIDTHS, is_feature_rows, positions_from_features
 from .motion_files import check_fps
-from .motion_readers import read_motion_file
+from .motion_readers import DEFAULT_OPTIONS, MotionFileOptions, file_options_for_skeleton, read_motion_file
 from .skeletons import Skeleton, resolve_skeleton, skeleton_hint
 
 logger = logging.get_logger(__name__)
@@ -36,6 +37,10 @@ CROP_MODES = ("first", "random")
 # "patches" feeds the motion-patch ViT; "joints" the raw-joint encoders (normalised, padded positions)
 OUTPUT_FORMATS = ("patches", "joints")
 MAX_FEATURE_MAGNITUDE = 1e6
+ACCEPTED_MOTIONS = (
+    "numpy array or torch tensor, HumanML3D / KIT-ML feature rows (frames, 263 | 251), or a path to a .npy "
+    "(joints or feature rows), .bvh or .npz (SMPL-H / SMPL-X parameters) file"
+)
 
 
 def linear_resample_weights(num_points: int, num_out: int) -> np.ndarray:
@@ -144,21 +149,33 @@ def _shape_text(persons: int) -> str:
     return "(frames, joints, 3)" if persons == 1 else f"(frames, {persons} persons, joints, 3)"
 
 
-def read_motion(motion, index: int | None = None, persons: int = 1) -> LoadedMotion:
-    """A validated motion from an array, a tensor, a `.npy` or `.bvh` path or, for several persons, a
-    `(T, P, J, 3)` array or a sequence of P single-person motions of equal length."""
+def check_file_options(file_options) -> MotionFileOptions:
+    if file_options is None:
+        return DEFAULT_OPTIONS
+    if not isinstance(file_options, MotionFileOptions):
+        raise TypeError(f"file_options must be a MotionFileOptions, got {type(file_options).__name__}")
+    return file_options
+
+
+def read_motion(
+    motion, index: int | None = None, persons: int = 1, file_options: MotionFileOptions | None = None
+) -> LoadedMotion:
+    """A validated motion from an array, a tensor, HumanML3D / KIT-ML feature rows, a motion-file path (read
+    with `file_options`) or, for several persons, a `(T, P, J, 3)` array or a sequence of P single-person
+    motions of equal length."""
     name = _describe(index)
     fps = joint_names = None
+    options = check_file_options(file_options)
     if persons > 1 and isinstance(motion, (list, tuple)):
         if len(motion) != persons:
             raise ValueError(f"{name}: {len(motion)} person motions given, the processor expects {persons}")
-        people = [read_motion(person, index) for person in motion]
+        people = [read_motion(person, index, file_options=options) for person in motion]
         lengths = {len(person.positions) for person in people}
         if len(lengths) > 1:
             raise ValueError(f"{name}: the persons' motions have different frame counts {sorted(lengths)}")
         return LoadedMotion(np.stack([p.positions for p in people], axis=1), people[0].fps, people[0].joint_names)
     if isinstance(motion, (str, os.PathLike)):
-        array, fps, joint_names = read_motion_file(motion)
+        array, fps, joint_names = read_motion_file(motion, options)
         name = _describe(index, motion)
     elif hasattr(motion, "detach") and hasattr(motion, "cpu"):  # a torch tensor, without importing torch
         tensor = motion.detach().cpu()
@@ -166,14 +183,15 @@ def read_motion(motion, index: int | None = None, persons: int = 1) -> LoadedMot
     elif isinstance(motion, np.ndarray):
         array = motion
     else:
-        raise TypeError(
-            f"{name}: expected a {_shape_text(persons)} numpy array, torch tensor or .npy/.bvh path, got {type(motion).__name__}"
-        )
+        raise TypeError(f"{name}: expected a {_shape_text(persons)} {ACCEPTED_MOTIONS}, got {type(motion).__name__}")
     if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise TypeError(f"{name}: dtype {array.dtype} is not numeric joint positions")
+    if persons == 1 and options.motion_format != "joints" and is_feature_rows(array):
+        array = positions_from_features(array)
     rank = 3 if persons == 1 else 4
     if array.ndim != rank or array.shape[-1] != 3 or (persons > 1 and array.shape[1] != persons):
-        raise ValueError(f"{name}: shape {tuple(array.shape)} is not {_shape_text(persons)}")
+        rows = f" nor feature rows (frames, {ACCEPTED_WIDTHS})" if persons == 1 and array.ndim == 2 else ""
+        raise ValueError(f"{name}: shape {tuple(array.shape)} is not {_shape_text(persons)}{rows}")
     if array.shape[0] == 0:
         raise ValueError(f"{name}: has zero frames")
     array = array.astype(np.float32, copy=False)
@@ -186,9 +204,11 @@ def read_motion(motion, index: int | None = None, persons: int = 1) -> LoadedMot
     return LoadedMotion(array, fps, joint_names)
 
 
-def load_motion(motion, index: int | None = None, persons: int = 1) -> np.ndarray:
+def load_motion(
+    motion, index: int | None = None, persons: int = 1, file_options: MotionFileOptions | None = None
+) -> np.ndarray:
     """The validated float32 positions of `read_motion`."""
-    return read_motion(motion, index, persons).positions
+    return read_motion(motion, index, persons, file_options).positions
 
 
 def as_motion_list(motions, persons: int = 1) -> list:
@@ -204,8 +224,7 @@ def as_motion_list(motions, persons: int = 1) -> list:
             raise ValueError(f"motions is empty: pass at least one {_shape_text(persons)} motion")
         return list(motions)
     raise TypeError(
-        f"motions must be a {_shape_text(persons)} array or tensor, a .npy/.bvh path, or a list of those; "
-        f"got {type(motions).__name__}"
+        f"motions must be a {_shape_text(persons)} {ACCEPTED_MOTIONS}, or a list of those; got {type(motions).__name__}"
     )
 
 
@@ -371,16 +390,20 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
     def std(self):
         return self._std
 
-    def fit_statistics(self, motions: Iterable, min_std: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    def fit_statistics(
+        self, motions: Iterable, min_std: float = 1e-6, file_options: MotionFileOptions | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Compute per-joint mean/std of raw positions over every frame of `motions` in one streaming pass
         (Chan et al.'s pairwise update in float64), store them and return them.
 
-        `motions` is any iterable of `(T, J, 3)` arrays, tensors or `.npy` paths, e.g. a `datasets` column.
-        A coordinate that never moves (std below `min_std`) gets std 1 so it is centred but not blown up.
+        `motions` is any iterable of the inputs `__call__` takes (arrays, tensors, motion-file paths read
+        with `file_options`), e.g. a `datasets` column. A coordinate that never moves (std below `min_std`)
+        gets std 1 so it is centred but not blown up.
         """
+        options = self.file_options_for_skeleton(file_options)
         count, mean, m2 = 0, None, None
         for index, motion in enumerate(motions):
-            array = load_motion(motion, index, self.num_persons).astype(np.float64)
+            array = load_motion(motion, index, self.num_persons, options).astype(np.float64)
             self._check_joints(array, _describe(index, motion))
             array = array.reshape(-1, *array.shape[-2:])  # every person's frames count alike
             n = array.shape[0]
@@ -430,6 +453,11 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
         return super().from_dict(config, **kwargs)
 
     # ----------------------------------------------------------------------------- processing
+    def file_options_for_skeleton(self, file_options: MotionFileOptions | None) -> MotionFileOptions:
+        """`file_options` (per call, never saved: they describe the user's files and machine) for this skeleton;
+        see `motion_readers.file_options_for_skeleton`."""
+        return file_options_for_skeleton(check_file_options(file_options), self._skeleton)
+
     def _check_joints(self, array: np.ndarray, name: str, joint_names=None) -> None:
         skeleton = self._skeleton
         if array.shape[-2] != skeleton.num_joints:
@@ -477,12 +505,12 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
             batch[index, : len(window)] = window if self._mean is None else (window - self._mean) / self._std
         return batch if self.num_persons == 1 else np.ascontiguousarray(batch.transpose(0, 2, 1, 3, 4))
 
-    def _window(self, item, index: int, source_fps, crop: str, rng) -> np.ndarray:
+    def _window(self, item, index: int, source_fps, crop: str, rng, file_options: MotionFileOptions) -> np.ndarray:
         """The cropped window of one motion, at `self.fps`: only the window's frames are resampled."""
         name = _describe(index, item)
         if source_fps is not None:  # checked before reading, so a bad rate fails fast
             source_fps = check_fps(source_fps, "motion_fps", name)
-        array, file_fps, joint_names = read_motion(item, index, self.num_persons)
+        array, file_fps, joint_names = read_motion(item, index, self.num_persons, file_options)
         self._check_joints(array, name, joint_names)
         source_fps = file_fps if source_fps is None else source_fps
         if source_fps is None:
@@ -506,15 +534,22 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
         rng: np.random.Generator | int | None = None,
         return_motion_lengths: bool = False,
         return_tensors=None,
+        file_options: MotionFileOptions | None = None,
         **kwargs,
     ) -> BatchFeature:
         """
-        motions: a `(T, J, 3)` array/tensor, a `.npy` path, a `(B, T, J, 3)` array, or a list of those.
+        motions: a `(T, J, 3)` array/tensor, HumanML3D / KIT-ML feature rows `(T, 263 | 251)`, a motion-file
+            path (`.npy` joints or feature rows, `.bvh`, `.npz` SMPL-H / SMPL-X parameters), a `(B, T, J, 3)`
+            array, or a list of those.
         motion_fps: frame rate of the inputs (one value or one per motion); resampled to `self.fps` when different.
+            Files that state their rate (BVH, SMPL) are taken at it unless `motion_fps` is given.
         crop: overrides `self.crop` for this call. rng: numpy Generator or seed for random windows, or one
             Generator per motion (so a motion's window does not depend on the rest of the batch).
         return_motion_lengths: also return `motion_lengths`, the number of real (unpadded) frames per motion.
+        file_options: a `MotionFileOptions` for the files among `motions` (feature-row detection, body models
+            for SMPL files, BVH units); see `file_options_for_skeleton`.
         """
+        options = self.file_options_for_skeleton(file_options)
         crop = crop or self.crop
         if crop not in CROP_MODES:
             raise ValueError(f"crop={crop!r}; expected one of {CROP_MODES}")
@@ -534,7 +569,7 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
 
         windows, names = [], [_describe(index, item) for index, item in enumerate(items)]
         for index, (item, source_fps, item_rng) in enumerate(zip(items, fps_list, rngs)):
-            windows.append(self._window(item, index, source_fps, crop, item_rng))
+            windows.append(self._window(item, index, source_fps, crop, item_rng, options))
         lengths = np.array([len(window) for window in windows], dtype=np.int64)
 
         if self.output_format == "joints":

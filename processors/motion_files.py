@@ -1,7 +1,8 @@
 """What every motion-file format shares: the error they raise, the frame rates they accept, the `.npy` reader.
 
-`feature_extraction_motionpatches.read_motion_file` is the one entry point that picks a format by suffix;
-the formats live here (`.npy`) and in `bvh.py`, which imports this module (so this one cannot import it).
+`motion_readers.read_motion_file` is the one entry point that picks a format by suffix; the formats live
+here (`.npy`), in `humanml3d_features.py`, `bvh.py` and `smpl.py`, which import this module (so this one
+cannot import them).
 
 Accepted frame rates: 1 to 1000 frames per second (`MIN_FPS`, `MAX_FPS`), for files, for the rate a caller
 states (`motion_fps`) and for the model's rate. Motion capture runs from keyframed clips at a few frames
@@ -53,8 +54,8 @@ class MotionFileNotFoundError(MotionFileError, FileNotFoundError):
 
 
 class MotionFile(NamedTuple):
-    values: np.ndarray  # the stored numbers (any shape for .npy; (T, J, 3) metres, Y up, for BVH)
-    fps: float | None  # known for BVH files, else None
+    values: np.ndarray  # the stored numbers (any shape for .npy joints; (T, J, 3) positions for the other formats)
+    fps: float | None  # known for BVH and SMPL files, else None
     joint_names: tuple[str, ...] | None  # known for BVH files, else None
 
 
@@ -112,8 +113,8 @@ def _not_npy(path: str, head: bytes) -> MotionFileError:
     if head.startswith(_ZIP_MAGIC):
         return MotionFileError(
             path,
-            f"{path} is a .npz archive, not a .npy array; .npz motions (e.g. SMPL parameters) are not read yet, so "
-            f"compute the joint positions and {save}",
+            f"{path} is a .npz archive, not a .npy array; SMPL-H / SMPL-X parameter archives (AMASS) are read under a "
+            f".npz name, with body models; otherwise {save}",
             "unsupported .npz",
         )
     return MotionFileError(path, f"{path} is not a numeric .npy array (no .npy header); {save}", "not a .npy array")

@@ -1,19 +1,23 @@
 """The one entry point for motion files: `read_motion_file(path, options)` picks the reader by suffix.
 
 - `.npy`: joint positions `(frames, joints, 3)`, or HumanML3D / KIT-ML feature rows `(frames, 263 | 251)`
-  (`options.motion_format` says which when the shape alone should not decide);
+  turned into positions (`humanml3d_features.py`; `options.motion_format` says which when the shape alone
+  should not decide);
 - `.bvh`: a motion-capture file, its units and up axis detected from the animation or given;
-- `.npz`: SMPL / SMPL-H / SMPL-X parameters (AMASS layout), turned into joints with body models the user
-  supplies (`options.body_model_dir`).
+- `.npz`: SMPL-H / SMPL-X parameters (AMASS layout), turned into joints with body models the user
+  supplies (`options.body_model_dir`; `smpl.py`), Y up, at the file's capture rate.
 
 Every problem raises `MotionFileError` naming the file and what to do. Shipped with saved checkpoints as
 remote code: readers that need more than numpy import it only when such a file comes.
 """
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
+from .humanml3d_features import ACCEPTED_WIDTHS, is_feature_rows, positions_from_features
 from .motion_files import MotionFile, MotionFileError, MotionFileNotFoundError, read_npy
+from .skeletons import SKELETON_PRESETS
 
 MOTION_FORMATS = ("auto", "joints", "features")
 SMPL_JOINT_SETS = ("humanml3d", "smpl24", "smplx")
@@ -25,9 +29,13 @@ class MotionFileOptions:
 
     bvh_scale: metres per BVH length unit (e.g. 0.01 for centimetres). bvh_up_axis: the BVH animation's
     up axis, "x", "y" or "z" (with an optional "-" for a downward axis). motion_format: for `.npy` files,
-    "joints" (positions), "features" (HumanML3D / KIT-ML rows) or "auto" (by shape). body_model_dir: the
-    folder holding SMPL-family body models for `.npz` parameter files. smpl_joints: which joints a `.npz`
-    file becomes: "humanml3d" (the first 22 SMPL joints), "smpl24" or "smplx" (all 55).
+    "joints" (the array as stored), "features" (HumanML3D / KIT-ML rows, refused when not 263 or 251 wide)
+    or "auto" (2-D rows of those widths are features, 3-D arrays joints, other 2-D widths refused).
+    body_model_dir: the folder holding SMPL-H / SMPL-X body models for `.npz` parameter files (see
+    `smpl.py` for the layouts). smpl_joints: which joints a `.npz` file becomes: "humanml3d" (the first 22
+    SMPL joints), "smpl24" (those and each middle finger's base standing in for SMPL's hand joints) or
+    "smplx" (all 55 of an SMPL-X file). Readers that know their skeleton take a default "humanml3d" as
+    "smpl24" / "smplx" when the skeleton is that preset (`file_options_for_skeleton`).
     """
 
     bvh_scale: float | None = None
@@ -44,10 +52,48 @@ class MotionFileOptions:
 
 
 DEFAULT_OPTIONS = MotionFileOptions()
+# skeletons whose joints an SMPL-family file can give as they are: joint names -> MotionFileOptions.smpl_joints
+SMPL_JOINT_SET_OF_SKELETON = {SKELETON_PRESETS[name].joint_names: name for name in ("smpl24", "smplx")}
+
+
+def file_options_for_skeleton(options: MotionFileOptions | None, skeleton) -> MotionFileOptions:
+    """`options` for files read into `skeleton` (a `Skeleton`, or None when it is not known): a default
+    `smpl_joints` becomes the skeleton's joint set when it is the `smpl24` or `smplx` preset, so SMPL-family
+    files give the joints the skeleton has without the user saying so twice. An explicit `smpl_joints` stays."""
+    options = options or DEFAULT_OPTIONS
+    joint_set = SMPL_JOINT_SET_OF_SKELETON.get(getattr(skeleton, "joint_names", None))
+    if joint_set and options.smpl_joints == DEFAULT_OPTIONS.smpl_joints:
+        return dataclasses.replace(options, smpl_joints=joint_set)
+    return options
 
 
 def _read_npy(path: str, options: MotionFileOptions) -> MotionFile:
-    return read_npy(path)
+    """Joint positions, or HumanML3D / KIT-ML feature rows turned into them.
+
+    "auto" decides by shape: 2-D rows 263 or 251 wide are features, 3-D arrays joints, and any other 2-D
+    width is refused (a `MotionFileError` naming the width) rather than guessed at. "joints" returns the
+    array as stored (its shape is the caller's to check); "features" insists on feature rows.
+    """
+    stored = read_npy(path)
+    array = stored.values
+    if options.motion_format == "joints" or (options.motion_format == "auto" and array.ndim != 2):
+        return stored
+    if not is_feature_rows(array):
+        raise _not_feature_rows(path, array)
+    return MotionFile(positions_from_features(array), stored.fps, stored.joint_names)
+
+
+def _not_feature_rows(path: str, array) -> MotionFileError:
+    if array.ndim == 2:
+        what = f"its rows are {array.shape[1]} values wide"
+    else:
+        what = f"it holds a {array.ndim}-D array of shape {array.shape}"
+    return MotionFileError(
+        path,
+        f"{path} is not HumanML3D / KIT-ML feature rows: {what}; feature rows are (frames, width) with width "
+        f"{ACCEPTED_WIDTHS}, joint positions (frames, joints, 3)",
+        "not feature rows",
+    )
 
 
 def _read_bvh(path: str, options: MotionFileOptions) -> MotionFile:
@@ -58,12 +104,9 @@ def _read_bvh(path: str, options: MotionFileOptions) -> MotionFile:
 
 
 def _read_npz(path: str, options: MotionFileOptions) -> MotionFile:
-    raise MotionFileError(
-        path,
-        f"{path}: .npz motions (e.g. AMASS/SMPL parameters) are not read yet; compute (frames, joints, 3) joint "
-        "positions and save them with numpy.save as .npy",
-        "unsupported .npz",
-    )
+    from .smpl import read_smpl_file  # torch and smplx are imported only when an SMPL file comes
+
+    return read_smpl_file(path, options.body_model_dir, options.smpl_joints)
 
 
 # by suffix; any other suffix is read as .npy, whose header check then says what the file is not

@@ -50,12 +50,15 @@ class MotionPatchProcessor(ProcessorMixin):
         crop=None,
         rng=None,
         return_motion_lengths: bool = False,
+        file_options=None,
         **text_kwargs,
     ) -> BatchFeature:
         """Tokenize `text` (padded and truncated by default) and/or turn `motions` into `motion_values`.
 
-        Motion options (`motion_fps`, `crop`, `rng`, `return_motion_lengths`) are those of
-        [`MotionPatchFeatureExtractor.__call__`]; other keyword arguments go to the tokenizer.
+        Motion options (`motion_fps`, `crop`, `rng`, `return_motion_lengths`, `file_options`, a
+        `MotionFileOptions` for motion files) are those of [`MotionPatchFeatureExtractor.__call__`]; other
+        keyword arguments go to the tokenizer. File options are per call and never saved with the processor:
+        they describe the user's files and machine (e.g. where the body models are).
         """
         if text is None and motions is None:
             raise ValueError("MotionPatchProcessor needs `text`, `motions` or both")
@@ -72,6 +75,7 @@ class MotionPatchProcessor(ProcessorMixin):
                 rng=rng,
                 return_motion_lengths=return_motion_lengths,
                 return_tensors=return_tensors,
+                file_options=file_options,
             )
             data.update(features)
         return BatchFeature(data=data, tensor_type=return_tensors)

@@ -11,7 +11,6 @@ import os
 import re
 from typing import NamedTuple
 
-from .bvh import BvhMotion
 from .skeletons import CANONICAL_PART_ORDER, Skeleton
 
 
@@ -119,8 +118,10 @@ def chains_from_joint_names(joint_names, parents=None, mapping=None) -> dict[str
     return {part: chains[part] for part in CANONICAL_PART_ORDER}
 
 
-def skeleton_from_bvh(motion: BvhMotion, mapping=None, name: str | None = None) -> Skeleton:
-    """A `Skeleton` for the rig of a loaded BVH file (name defaults to the file name without extension)."""
+def skeleton_from_bvh(motion, mapping=None, name: str | None = None) -> Skeleton:
+    """A `Skeleton` for the rig of a loaded BVH file, a `bvh.BvhMotion` (anything with `joint_names`,
+    `parents`, `fps` and `path`; not imported, since `bvh.py` uses these chains to find the body it
+    measures). The name defaults to the file name without extension."""
     chains = chains_from_joint_names(motion.joint_names, motion.parents, mapping)
     name = name if name is not None else os.path.splitext(os.path.basename(motion.path))[0]
     return Skeleton(name=name, joint_names=motion.joint_names, chains=chains, fps=motion.fps)

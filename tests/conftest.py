@@ -94,6 +94,59 @@ def tiny_model():
     return build
 
 
+@pytest.fixture(scope="session")
+def saved_tiny_model(tmp_path_factory, tiny_model):
+    """A folder holding a tiny model (64 frames, SMPL-22) and its processor, saved once for the session."""
+    folder = tmp_path_factory.mktemp("saved_tiny") / "model"
+    model, processor = tiny_model(
+        ["a person walks", "a person waves", "someone jumps", "a person dances"], num_frames=64
+    )
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def cli(capsys):
+    """The `motionpatches` command's `main`, in process: `cli(*args)` -> returncode, stdout, stderr."""
+    from types import SimpleNamespace
+
+    from motionpatches.cli import main
+
+    def run(*args):
+        code = main([str(arg) for arg in args])
+        captured = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def write_bad_motions():
+    """`write_bad_motions(folder, num_joints=22)` -> {name: path} of three files no reader can use, as users meet
+    them: "corrupt.bvh" (cut off in its hierarchy), "nan.npy" (joint positions with a NaN) and "truncated.npz"
+    (an AMASS-style parameter archive cut in half)."""
+    from bvh_samples import bvh_text
+
+    def write(folder, num_joints: int = 22) -> dict:
+        os.makedirs(folder, exist_ok=True)
+        paths = {name: os.path.join(folder, name) for name in ("corrupt.bvh", "nan.npy", "truncated.npz")}
+        text = bvh_text(frames=30)
+        with open(paths["corrupt.bvh"], "w") as f:
+            f.write(text[: text.index("MOTION") // 2])
+        motion = np.random.default_rng(0).normal(scale=0.3, size=(40, num_joints, 3)).astype(np.float32)
+        motion[7, 3, 1] = np.nan
+        np.save(paths["nan.npy"], motion)
+        np.savez(paths["truncated.npz"], poses=np.zeros((60, 156)), trans=np.zeros((60, 3)), mocap_framerate=60.0)
+        with open(paths["truncated.npz"], "rb") as f:
+            archive = f.read()
+        with open(paths["truncated.npz"], "wb") as f:
+            f.write(archive[: len(archive) // 2])
+        return paths
+
+    return write
+
+
 def _offline_env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", **extra)

@@ -1,8 +1,11 @@
 """BVH reading: forward kinematics checked against hand-computed positions, units, up axis, errors,
 and the body chains found from the joint names of common rigs."""
 
+import re
+
 import numpy as np
 import pytest
+from bvh_samples import EXPORTER_RIGS, LANDMARKS, exporter_sample
 
 from motionpatches.processors import chains_from_joint_names, load_bvh, skeleton_from_bvh
 from motionpatches.processors.skeletons import CANONICAL_PART_ORDER, SKELETON_PRESETS
@@ -539,9 +542,9 @@ def test_a_partial_mapping_fills_in_only_what_is_missing(tmp_path):
 
 @pytest.mark.parametrize(
     "units_per_metre, expected_scale",
-    [(100.0, 0.01), (1.0, 1.0), (1000.0, 0.001), (0.45 / 0.0254, 0.0254 / 0.45)],
+    [(100.0, 0.01), (1.0, 1.0), (1000.0, 0.001), (0.45 / 0.0254, 0.0254 / 0.45), (1 / 0.0254, 0.0254)],
 )
-def test_units_are_detected_from_the_rest_height(tmp_path, units_per_metre, expected_scale):
+def test_units_are_detected_from_the_bone_lengths(tmp_path, units_per_metre, expected_scale):
     rig_cm = mixamo_rig()
     frames_cm = random_frames(rig_cm)
     reference = load_bvh(write(tmp_path, bvh_text(rig_cm, frames_cm), "cm.bvh"))
@@ -568,11 +571,41 @@ def test_explicit_scale_overrides_detection(tmp_path):
 
 
 def test_ambiguous_height_asks_for_a_scale(tmp_path):
-    rig = scaled(mixamo_rig(), 0.1)  # decimetres: 17.5 units tall
+    rig = scaled(mixamo_rig(), 0.1)  # decimetres: 17.5 units tall, about 2 m along the bones
     path = write(tmp_path, bvh_text(rig, random_frames(rig, root_height=10.0)))
-    with pytest.raises(ValueError, match=r"17\.5.*scale="):
+    with pytest.raises(ValueError, match="scale=") as error:
         load_bvh(path)
+    # the message gives the length it measured and between which two points: check it along the rig's bones
+    found = re.search(r"measures ([\d.]+) file units from .*\('(.+?)'\) to .*\('(.+?)'\)", str(error.value))
+    size, lowest, highest = float(found.group(1)), found.group(2), found.group(3)
+    assert size == pytest.approx(bone_path_length(rig, lowest, highest), rel=1e-3)
+    assert 17.5 < size < 25  # between the metre and CMU bands
     assert 0.9 < load_bvh(path, scale=0.1).positions[:, 0, 1].mean() < 1.1
+
+
+def bone_path_length(rig, a, b):
+    """Length along the bones between two points of a nested rig; End Sites are named "End Site of <joint>"."""
+    parents, offsets = {}, {}
+
+    def walk(node, parent):
+        name = f"End Site of {parent}" if node[0] == "End Site" else node[0]
+        parents[name], offsets[name] = parent, np.linalg.norm(node[1])
+        for child in node[2]:
+            walk(child, name)
+
+    walk(rig, None)
+
+    def up_path(name):
+        path = [name]
+        while parents[path[-1]] is not None:
+            path.append(parents[path[-1]])
+        return path
+
+    path_a, path_b = up_path(a), up_path(b)
+    shared = next(name for name in path_a if name in path_b)
+    return sum(offsets[n] for n in path_a[: path_a.index(shared)]) + sum(
+        offsets[n] for n in path_b[: path_b.index(shared)]
+    )
 
 
 def z_up(vector):
@@ -608,6 +641,233 @@ def test_z_up_file_matches_its_y_up_twin(tmp_path):
     assert forced.up_axis == "y"
     assert not np.allclose(forced.positions, y_up.positions, atol=1e-2)
     np.testing.assert_allclose(forced.positions[..., 2], y_up.positions[..., 1], atol=1e-5)
+
+
+# --- files as exporters write them ---------------------------------------------------------------
+# `exporter_sample` writes a plausible motion of a person (metres, Y up, the lowest point on the floor)
+# the way an exporter would, and reads the numbers back with its own per-frame forward kinematics.
+
+
+def load_sample(tmp_path, sample, name="export.bvh", **kwargs):
+    return load_bvh(write(tmp_path, sample.text, name), **kwargs)
+
+
+def assert_loaded_as_written(motion, sample):
+    assert motion.joint_names == sample.joint_names and motion.parents == sample.parents
+    assert motion.scale == pytest.approx(sample.scale, rel=1e-12) and motion.up_axis == sample.up_axis
+    np.testing.assert_allclose(motion.positions, sample.positions, atol=1e-5)
+
+
+def assert_upright_on_the_floor(motion, head, feet):
+    """Metres with Y up, whatever the helper says: the body stands on Y = 0, the head 1.3-1.8 m above the feet."""
+    names = list(motion.joint_names)
+    rise = motion.positions[:, names.index(head), 1] - motion.positions[:, [names.index(f) for f in feet], 1].mean(1)
+    assert motion.positions[..., 1].min() > -1e-5 and 1.3 < rise.min() and rise.max() < 1.8
+
+
+def rest_offset(sample, joint):
+    """The unit OFFSET a joint is written with: its bone's direction in the rest pose."""
+    offset = np.array(
+        re.search(rf"JOINT {re.escape(joint)}\n\s*{{\n\s*OFFSET (.+)\n", sample.text).group(1).split(), float
+    )
+    return offset / np.linalg.norm(offset)
+
+
+@pytest.mark.parametrize("style", EXPORTER_RIGS)
+def test_exporter_samples_read_back_the_motion_they_were_made_from(style):
+    """The test helper itself: its per-frame kinematics on the numbers written give back the canonical motion."""
+    sample = exporter_sample(style)
+    np.testing.assert_allclose(sample.positions, sample.canonical, atol=1e-6)
+
+
+@pytest.mark.parametrize("style", EXPORTER_RIGS)
+def test_exporter_files_load_in_metres_y_up_with_their_frame_rate_and_chains(tmp_path, style):
+    sample = exporter_sample(style)
+    motion = load_sample(tmp_path, sample, f"{style}.bvh")
+    assert_loaded_as_written(motion, sample)
+    assert "Frame Time: 0.0333333\n" in sample.text and motion.fps == 30.0
+    chains = skeleton_from_bvh(motion).chains
+    assert {part: names_of(motion, chain) for part, chain in chains.items()} == sample.chains
+    head, feet = sample.chains["torso"][-1], [sample.chains[leg][-1] for leg in ("left_leg", "right_leg")]
+    assert_upright_on_the_floor(motion, head, feet)
+
+
+@pytest.mark.parametrize(
+    "rest, up, bone",  # bone: where the rest pose points Character1_Spine's bone, in the file's axes
+    [
+        ("+x", "z", [1, 0, 0]),
+        ("+x", "y", [1, 0, 0]),
+        ("+z", "y", [0, 0, 1]),
+        ("upside_down", "y", [0, -1, 0]),
+        ("upside_down", "z", [0, 0, -1]),
+        ("bones", "z", [1, 0, 0]),
+        ("bones", "y", [1, 0, 0]),
+    ],
+)
+def test_the_rest_pose_orientation_does_not_matter(tmp_path, rest, up, bone):
+    sample = exporter_sample("motionbuilder", rest=rest, up=up, seed=1)
+    np.testing.assert_allclose(rest_offset(sample, "Character1_Spine"), bone, atol=1e-6)
+    assert_loaded_as_written(load_sample(tmp_path, sample), sample)
+
+
+@pytest.mark.parametrize("style", ["game", "mixamo"])
+@pytest.mark.parametrize(
+    "units, scale", [("cm", 0.01), ("m", 1.0), ("mm", 0.001), ("inch", 0.0254), ("cmu", 0.0254 / 0.45)]
+)
+def test_units_of_exporter_files(tmp_path, style, units, scale):
+    sample = exporter_sample(style, units=units, seed=2)
+    motion = load_sample(tmp_path, sample)
+    assert motion.scale == pytest.approx(scale, rel=1e-12)
+    assert_loaded_as_written(motion, sample)
+
+
+@pytest.mark.parametrize("style, six_channels", [("mixamo", True), ("biped", True), ("motionbuilder", False)])
+def test_position_channels_on_every_joint_or_only_on_the_root(tmp_path, style, six_channels):
+    sample = exporter_sample(style, six_channels=six_channels, seed=3)
+    counts = re.findall(r"CHANNELS (\d)", sample.text)
+    assert counts.count("6") == (len(counts) if six_channels else 2 if style == "motionbuilder" else 1)
+    assert_loaded_as_written(load_sample(tmp_path, sample), sample)
+
+
+def test_a_root_at_the_origin_above_the_hips(tmp_path):
+    sample = exporter_sample("motionbuilder", seed=4)
+    motion = load_sample(tmp_path, sample)
+    assert motion.joint_names[:2] == ("Reference", "Character1_Hips") and motion.parents[:2] == (-1, 0)
+    np.testing.assert_allclose(motion.positions[:, 0], 0, atol=1e-6)
+    assert skeleton_from_bvh(motion).chains["torso"][0] == 1  # the chains start at the hips
+    assert_loaded_as_written(motion, sample)
+
+
+def test_without_known_joint_names_the_hierarchy_finds_the_body(tmp_path):
+    sample = exporter_sample("motionbuilder", seed=5)
+    renamed = {name: f"jnt_{i}" for i, name in enumerate(sample.joint_names)}
+    text = re.sub(r"(ROOT|JOINT) (\S+)", lambda m: f"{m.group(1)} {renamed[m.group(2)]}", sample.text)
+    motion = load_bvh(write(tmp_path, text))
+    with pytest.raises(ValueError, match="mapping"):
+        skeleton_from_bvh(motion)
+    assert motion.joint_names == tuple(renamed.values())
+    assert motion.scale == pytest.approx(sample.scale) and motion.up_axis == sample.up_axis
+    np.testing.assert_allclose(motion.positions, sample.positions, atol=1e-5)
+
+
+@pytest.mark.parametrize("up", ["-y", "-z"])
+def test_a_downward_up_axis_is_refused_then_read_when_given(tmp_path, up):
+    sample = exporter_sample("mixamo", up=up, seed=6)
+    path = write(tmp_path, sample.text)
+    with pytest.raises(ValueError, match=rf"head is below the feet along {up[1].upper()}.*--bvh_up_axis"):
+        load_bvh(path)
+    motion = load_bvh(path, up_axis=up)
+    assert_loaded_as_written(motion, sample)
+    assert_upright_on_the_floor(motion, "mixamorig:Head", ["mixamorig:LeftToeBase", "mixamorig:RightToeBase"])
+
+
+def test_up_axis_accepts_signs_and_case_and_refuses_the_rest(tmp_path):
+    sample = exporter_sample("motionbuilder", seed=7)
+    path = write(tmp_path, sample.text)
+    np.testing.assert_allclose(load_bvh(path, up_axis="+Z").positions, sample.positions, atol=1e-5)
+    with pytest.raises(ValueError, match="up_axis must be one of"):
+        load_bvh(path, up_axis="w")
+
+
+def feet_to_head(positions, names, head, feet):
+    """The clip's mean unit direction from the feet to the head, as the loader should report it."""
+    direction = positions[:, names.index(head)] - positions[:, [names.index(f) for f in feet]].mean(axis=1)
+    return (direction / np.linalg.norm(direction, axis=1, keepdims=True)).mean(axis=0)
+
+
+@pytest.mark.parametrize(
+    "heading, reason",
+    [
+        (90, "the body lies along X"),  # head towards +X
+        (45, "degrees from the nearest axis, more than 35"),  # between X and Z
+        (0, "a body lying on a floor"),  # along Z, as if standing in a Z-up file: the floor along Y says otherwise
+    ],
+)
+def test_a_clip_lying_on_the_floor_asks_for_the_up_axis(tmp_path, heading, reason):
+    sample = exporter_sample("mixamo", posture="lying", heading=heading, turn=0, seed=8)
+    path = write(tmp_path, sample.text)
+    with pytest.raises(ValueError) as error:
+        load_bvh(path)
+    message = str(error.value)
+    assert reason in message and "up_axis='y'" in message and "--bvh_up_axis" in message, message
+    head, feet = "mixamorig:Head", ["mixamorig:LeftToeBase", "mixamorig:RightToeBase"]
+    measured = feet_to_head(sample.positions, list(sample.joint_names), head, feet)  # a Y-up file: the file's axes
+    assert "averages ({:.2f}, {:.2f}, {:.2f})".format(*measured) in message, message
+    angle = np.degrees(np.arccos(np.abs(measured).max() / np.linalg.norm(measured)))
+    assert heading != 45 or f" {angle:.0f} degrees from" in message, message
+    assert_loaded_as_written(load_bvh(path, up_axis="y"), sample)
+
+
+def test_a_rig_that_is_not_a_person_asks_for_both(tmp_path):
+    lines = [
+        "HIERARCHY",
+        "ROOT seg0",
+        "{",
+        "OFFSET 0 0 0",
+        "CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation",
+    ]
+    for i in range(1, 8):
+        lines += [f"JOINT seg{i}", "{", "OFFSET 10 0 0", "CHANNELS 3 Zrotation Xrotation Yrotation"]
+    lines += ["End Site", "{", "OFFSET 10 0 0", "}", *["}"] * 8, "MOTION", "Frames: 3", "Frame Time: 0.0333333"]
+    lines += [" ".join(["0"] * 3 + [str(5 * f)] * 24) for f in range(3)]
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    for kwargs, missing in [
+        ({}, "up axis and length unit"),
+        ({"scale": 0.01}, "up axis"),
+        ({"up_axis": "y"}, "length unit"),
+    ]:
+        with pytest.raises(
+            ValueError, match=rf"cannot detect the {missing} of this rig \(8 joints\).*up_axis=.*--bvh_scale"
+        ):
+            load_bvh(path, **kwargs)
+    motion = load_bvh(path, scale=0.01, up_axis="z")
+    assert motion.positions.shape == (3, 8, 3) and motion.fps == 30.0
+
+
+def test_a_size_between_unit_bands_asks_for_the_scale(tmp_path):
+    sample = exporter_sample("motionbuilder", units="dm", seed=9)
+    path = write(tmp_path, sample.text)
+    with pytest.raises(ValueError) as error:
+        load_bvh(path)
+    message = str(error.value)
+    assert "scale=" in message and "--bvh_scale" in message and "toeBase'" not in message, message
+    # walking, the toe tips are lowest and the top of the head highest: the body measures their path along
+    # the bones, here from the canonical rig's landmarks in decimetres
+    keys = [
+        "l_toe_end",
+        "l_toe",
+        "l_foot",
+        "l_calf",
+        "l_thigh",
+        "hips",
+        "spine",
+        "spine1",
+        "spine2",
+        "neck",
+        "head",
+        "head_top",
+    ]
+    expected = 10 * sum(np.linalg.norm(np.subtract(LANDMARKS[a], LANDMARKS[b])) for a, b in zip(keys, keys[1:]))
+    size = float(re.search(r"measures ([\d.]+) file units", message).group(1))
+    assert size == pytest.approx(expected, rel=1e-3)
+    assert "ToeBase'" in message and "End Site of Character1_Head" in message
+    assert_loaded_as_written(load_bvh(path, scale=0.1), sample)
+
+
+@pytest.mark.parametrize(
+    "frame_time, fps",
+    [
+        ("0.0333333", 30.0),
+        ("0.0416667", 24.0),
+        ("0.00833333", 120.0),
+        ("0.04", 25.0),
+        ("0.0333", 30.0),
+        ("0.0417083", 1 / 0.0417083),
+    ],
+)
+def test_frame_times_written_to_few_digits_give_whole_frame_rates(tmp_path, frame_time, fps):
+    motion = load_exact(write(tmp_path, TINY_CHAIN.replace("Frame Time: 0.04", f"Frame Time: {frame_time}")))
+    assert motion.fps == fps
 
 
 # --- malformed files ----------------------------------------------------------------------------

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from bvh_samples import bvh_text
+from bvh_samples import bvh_text, exporter_sample
 
 from motionpatches import MotionPatchFeatureExtractor
-from motionpatches.processors import load_bvh, skeleton_from_bvh
+from motionpatches.processors import MotionFileError, MotionFileOptions, load_bvh, read_motion_file, skeleton_from_bvh
 
 
 @pytest.fixture()
@@ -81,3 +81,61 @@ def test_bvh_folder_dataset(tmp_path):
     np.testing.assert_allclose(row["motion"], expected, atol=1e-5)
     _, skeleton = load_named_dataset(str(root))
     assert skeleton == skeleton_from_bvh(load_bvh(root / "new_joints" / "take0.bvh")) and skeleton.num_joints == 21
+
+
+def exporter_folder(tmp_path, style="motionbuilder", count=2):
+    """A HumanML3D-style folder whose motions are BVH files as `style` exports them (Z up, cm, lying rest pose)."""
+    root = tmp_path / "mocap"
+    (root / "new_joints").mkdir(parents=True)
+    (root / "texts").mkdir()
+    samples = [exporter_sample(style, frames=45 + 15 * i, seed=i) for i in range(count)]
+    for i, sample in enumerate(samples):
+        (root / "new_joints" / f"take{i}.bvh").write_text(sample.text)
+        (root / "texts" / f"take{i}.txt").write_text(f"a person walks {i}#x#0.0#0.0\n")
+    (root / "train.txt").write_text("".join(f"take{i}\n" for i in range(count)))
+    return root, samples
+
+
+def test_exporter_files_in_a_dataset_folder(tmp_path):
+    from motionpatches.training.data.catalog import load_named_dataset
+    from motionpatches.training.data.motion_folder import load_motion_folder
+
+    root, samples = exporter_folder(tmp_path)
+    row = load_motion_folder(str(root))["train"].with_format("numpy")[1]
+    truth = samples[1].positions
+    frames, joints = truth.shape[:2]
+    times = np.arange(0, (frames - 1) / 30 + 1e-9, 1 / 20)  # at the file's 30 fps, resampled to 20
+    expected = np.stack(
+        [
+            np.stack([np.interp(times, np.arange(frames) / 30, truth[:, j, c]) for c in range(3)], -1)
+            for j in range(joints)
+        ],
+        1,
+    )
+    np.testing.assert_allclose(row["motion"], expected, atol=1e-5)
+    _, skeleton = load_named_dataset(str(root))
+    assert [skeleton.joint_names[j] for j in skeleton.chains["left_leg"]] == samples[0].chains["left_leg"]
+
+
+def test_exporter_file_through_the_feature_extractor(tmp_path):
+    sample = exporter_sample("game", seed=3)
+    path = tmp_path / "take.bvh"
+    path.write_text(sample.text)
+    extractor = MotionPatchFeatureExtractor(skeleton=skeleton_from_bvh(load_bvh(path)))
+    from_file = extractor(str(path), return_motion_lengths=True)
+    from_truth = extractor(sample.positions, motion_fps=30.0, return_motion_lengths=True)
+    assert from_file["motion_lengths"].tolist() == [40]  # 2 s at 20 fps: the file's 30 fps were used
+    np.testing.assert_allclose(from_file["motion_values"], from_truth["motion_values"], atol=1e-4)
+
+
+def test_motion_file_options_pass_the_bvh_scale_and_up_axis_through(tmp_path):
+    sample = exporter_sample("mixamo", up="-z", units="dm", seed=4)
+    path = tmp_path / "take.bvh"
+    path.write_text(sample.text)
+    with pytest.raises(MotionFileError, match="--bvh_up_axis"):
+        read_motion_file(path)
+    with pytest.raises(MotionFileError, match="--bvh_scale"):
+        read_motion_file(path, MotionFileOptions(bvh_up_axis="-z"))
+    motion = read_motion_file(path, MotionFileOptions(bvh_up_axis="-z", bvh_scale=0.1))
+    assert motion.fps == 30.0 and motion.joint_names == sample.joint_names
+    np.testing.assert_allclose(motion.values, sample.positions, atol=1e-5)

@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,17 +13,6 @@ import torch
 from bvh_samples import bvh_text
 
 from motionpatches import MotionPatchProcessor, MotionTextModel, load_bvh, skeleton_from_bvh
-from motionpatches.cli import main
-
-
-@pytest.fixture
-def cli(capsys):
-    def run(*args):
-        code = main([str(arg) for arg in args])
-        captured = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
-
-    return run
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +121,8 @@ def test_out_without_a_suffix_is_written_and_reported_with_npz(model_and_motions
     root = model_and_motions
     proc = cli("embed", root / "motions", "--model", root / "model", "--out", tmp_path / "embeddings")
     assert proc.returncode == 0, proc.stderr
-    assert os.listdir(tmp_path) == ["embeddings.npz"]
-    assert proc.stdout.strip().endswith(f"written to {tmp_path / 'embeddings.npz'}")
+    assert sorted(os.listdir(tmp_path)) == ["embeddings.npz", "embeddings.skipped.json"]
+    assert f"written to {tmp_path / 'embeddings.npz'}\n" in proc.stdout
     assert np.load(tmp_path / "embeddings.npz")["embeddings"].shape[0] == 5
 
 
@@ -159,7 +147,7 @@ def test_a_crash_while_writing_leaves_the_previous_embeddings(model_and_motions,
     root = model_and_motions
     out = tmp_path / "e.npz"
     assert cli("embed", root / "motions", "--model", root / "model", "--out", out).returncode == 0
-    before = out.read_bytes()
+    before, report = out.read_bytes(), (tmp_path / "e.skipped.json").read_bytes()
 
     def dies_half_way(file, **arrays):
         file.write(b"PK\x03\x04 half an archive")
@@ -168,7 +156,8 @@ def test_a_crash_while_writing_leaves_the_previous_embeddings(model_and_motions,
     monkeypatch.setattr(np, "savez", dies_half_way)
     with pytest.raises(KeyboardInterrupt):
         cli("embed", root / "motions", "--model", root / "model", "--out", out)
-    assert out.read_bytes() == before and os.listdir(tmp_path) == ["e.npz"]
+    assert out.read_bytes() == before and (tmp_path / "e.skipped.json").read_bytes() == report
+    assert sorted(os.listdir(tmp_path)) == ["e.npz", "e.skipped.json"]
 
 
 # ----------------------------------------------------------------------------- the model

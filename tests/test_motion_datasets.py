@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from bvh_samples import bvh_text
 
+from motionpatches.processors.feature_extraction_motionpatches import resample_frame_rate
 from motionpatches.processors.motion_files import MotionFileError
 from motionpatches.training.data.catalog import load_named_dataset
 from motionpatches.training.data.motion_folder import load_motion_folder
@@ -68,7 +69,7 @@ def test_humanml3d_layout(humanml3d_folder, caplog):
     assert list(rows["000001#1#3"]["captions"]) == ["then turns around", "and turns"]
     np.testing.assert_array_equal(rows["000001"]["motion"], motions["000001"])
     np.testing.assert_array_equal(rows["000001#1#3"]["motion"], motions["000001"][20:60])
-    assert "skipped 1 (no motion file), 1 (NaN or inf)" in caplog.text
+    assert "1 (no motion file)" in caplog.text and "1 (NaN or inf)" in caplog.text
     assert len(data["validation"]) == 1 and len(data["test"]) == 1
 
 
@@ -164,7 +165,7 @@ def test_a_split_of_another_skeleton_suggests_the_skeleton_option(tmp_path):
     message = str(error.value)
     assert "every motion was skipped" in message and "wrong shape" in message
     assert str(tmp_path / "kit" / "new_joints" / "a.npy") in message
-    assert "The files have 21 joints, skeleton 'humanml3d' expects 22" in message and "--skeleton kit" in message
+    assert "has shape (30, 21, 3), expected (frames, 22, 3)" in message and "--skeleton kit" in message
 
 
 def test_an_unreadable_first_bvh_file_does_not_decide_the_rig(tmp_path, caplog):
@@ -183,3 +184,30 @@ def test_an_unreadable_first_bvh_file_does_not_decide_the_rig(tmp_path, caplog):
     (root / "new_joints" / "b_take.bvh").write_text("HIERARCHY\n")
     with pytest.raises(MotionFileError, match=r"no readable BVH file .*--skeleton.*a_empty\.bvh, line 1"):
         load_motion_folder(str(root))
+
+
+@pytest.mark.parametrize("skeleton, joints", [(None, 22), ("smpl24", 24)])
+def test_amass_files_in_a_folder_give_the_skeletons_joint_set(tmp_path, skeleton, joints):
+    """`--skeleton smpl24` reads the folder's AMASS .npz files with the hands (the reader's default is HumanML3D's
+    22 joints), at their own 60 fps brought to 20."""
+    pytest.importorskip("smplx", reason="the smpl extra is in dev")
+    from smpl_samples import expected_joints, smpl24_columns, write_amass, write_female_models
+
+    from motionpatches.training.params import parse_args
+    from motionpatches.training.train import load_data
+
+    root, names = tmp_path / "amass", ["a", "b"]
+    write_folder(root, {"train": names, "test": ["b"]}, {}, {name: [f"a person dances {name}"] for name in names})
+    takes = [
+        write_amass(root / "new_joints" / f"{name}.npz", "smplh", seed=seed, fps=60.0)
+        for seed, name in enumerate(names)
+    ]
+    models = write_female_models(tmp_path / "body_models")
+    flags = ["--dataset_name", str(root), "--body_model_dir", str(tmp_path / "body_models")]
+    args = parse_args([*flags, *(["--skeleton", skeleton] if skeleton else [])])
+    data = load_data(args)
+    assert args.skeleton.num_joints == joints and list(data["train"]["id"]) == names
+    for row, amass in zip(data["train"].with_format("numpy"), takes):
+        positions = expected_joints("smplh", models["smplh"], amass)[:, smpl24_columns("smplh")[:joints]]
+        assert row["motion"].shape == (13, joints, 3)  # 37 frames at 60 fps: 36 / 3 + 1 at 20 fps
+        np.testing.assert_allclose(row["motion"], resample_frame_rate(positions, 60.0, 20.0), atol=1e-5, rtol=0)

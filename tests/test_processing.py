@@ -231,6 +231,8 @@ def _with_inf():
         (np.full((20, 22, 3), "x"), TypeError, "dtype <U1 is not numeric"),
         (np.zeros((20, 22, 3), dtype=bool), TypeError, "dtype bool is not numeric"),
         ([_motion(), {"joints": 1}], TypeError, "motion 1: expected .* got dict"),
+        (42, TypeError, r"motions must be .*feature rows \(frames, 263 \| 251\).*\.npz \(SMPL-H / SMPL-X parameters\)"),
+        (_motion()[:, :, 0], ValueError, r"shape \(20, 22\) is not \(frames, joints, 3\) nor feature rows"),
         ("/nonexistent/motion.npy", FileNotFoundError, "motion file not found: /nonexistent/motion.npy"),
     ],
 )
@@ -241,7 +243,9 @@ def test_bad_motions_raise_errors_naming_the_problem(motions, error, pattern):
 
 def test_bad_files_and_skeletons(tmp_path):
     object_file = tmp_path / "objects.npy"
-    np.save(object_file, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with open(object_file, "wb") as f:  # declares Python objects without pickling any: the reader must not look further
+        np.lib.format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+        f.write(b"not a pickle")
     with pytest.raises(ValueError, match="objects.npy is not a numeric .npy array"):
         MotionPatchFeatureExtractor()(str(object_file))
     with pytest.raises(ValueError, match="unknown skeleton 'smpl_99'.*humanml3d"):

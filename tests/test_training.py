@@ -345,6 +345,28 @@ def test_raw_joint_encoders_train_and_round_trip(encoder, sizes, tmp_path, sampl
     np.testing.assert_allclose(clean["motion"], ours.numpy(), atol=1e-6)
 
 
+def test_a_run_lists_the_motion_files_it_skipped_in_output_dir(short_run, tmp_path, capsys):
+    write_motion_folder(tmp_path / "mocap", 22, SPLITS)
+    bad = tmp_path / "mocap" / "new_joints" / f"{SPLITS['train'][3]}.npy"
+    motion = np.load(bad)
+    broken = motion.copy()
+    broken[5, 2, 1] = np.nan
+    np.save(bad, broken)
+    out, report = tmp_path / "run", tmp_path / "run" / "skipped.json"
+    stdout = train("--dataset_name", tmp_path / "mocap", *TINY, "--max_steps", "1", "--output_dir", out)
+    listed = json.loads(report.read_text())
+    assert (listed["read"], listed["skipped"], listed["reasons"]) == (39, 1, {"NaN or inf": 1})
+    assert [(e["path"], e["where"]) for e in listed["files"]] == [(str(bad), str(tmp_path / "mocap" / "train.txt"))]
+    assert stdout.index(f"wrote {report}") < stdout.index("test split")  # when training starts, not at the end
+    assert "read 39 motion files, skipped 1 (1 NaN or inf)" in capsys.readouterr().err
+    assert not [name for name in os.listdir(out) if name.startswith(".")]  # written whole, nothing staged left
+
+    np.save(bad, motion)  # mended: the next run into the same folder skips nothing and leaves no stale report
+    train("--dataset_name", tmp_path / "mocap", *TINY, "--max_steps", "1", "--output_dir", out)
+    assert not report.exists() and "read 40 motion files, skipped 0" in capsys.readouterr().err
+    assert "skipped.json" not in os.listdir(short_run[0])  # the demo reads no file: nothing to report
+
+
 @pytest.mark.parametrize("dataset", ["demo", "motion folder"])
 def test_a_dataset_without_validation_split_is_refused_before_training(dataset, tmp_path):
     if dataset == "demo":

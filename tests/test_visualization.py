@@ -1,5 +1,7 @@
 """Pictures: motion-patch image geometry and colours, camera convention, GIF frames, figures, attention, CLI."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -299,7 +301,7 @@ def test_cli_missing_motion_exits_naming_the_file(tmp_path, command):
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_retrieval_and_attention_with_a_saved_model(tmp_path, tokenizer, sample_motion):
+def test_cli_retrieval_and_attention_with_a_saved_model(tmp_path, tokenizer, sample_motion, write_bad_motions, capsys):
     from motionpatches.training.data.demo import generate_demo_motions
     from motionpatches.training.visualize import main
 
@@ -310,6 +312,7 @@ def test_cli_retrieval_and_attention_with_a_saved_model(tmp_path, tokenizer, sam
     motions_dir.mkdir()
     for item in generate_demo_motions(4, seed=0):
         np.save(motions_dir / f"{item['id']}.npy", item["motion"])
+    bad = write_bad_motions(motions_dir)  # skipped and listed; the folder's other motions are still ranked
     np.save(tmp_path / "sample.npy", sample_motion)
 
     main(
@@ -344,6 +347,9 @@ def test_cli_retrieval_and_attention_with_a_saved_model(tmp_path, tokenizer, sam
     with Image.open(tmp_path / "r.png") as retrieval, Image.open(tmp_path / "a.png") as attention:
         assert retrieval.width == 5 * 50 and retrieval.height > 2 * 50
         assert attention.width == 2 * (80 * 2 + 4 * 2) + 12 and attention.height > NUM_FRAMES * 2
+    report = json.loads((tmp_path / "r.skipped.json").read_text())
+    assert report["read"] == 4 and sorted(entry["path"] for entry in report["files"]) == sorted(bad.values())
+    assert "read 4 motion files, skipped 3" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -381,3 +387,52 @@ def test_cli_adds_the_suffix_and_a_crash_keeps_the_previous_picture(tmp_path, sa
     with pytest.raises(KeyboardInterrupt):
         main(["keyframes", sample_motion_path, "--num_keyframes", "3", "--out", str(tmp_path / "k.png")])
     assert (tmp_path / "k.png").read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["k.png"]
+
+
+def motion_file_case(kind: str, folder, sample_motion):
+    """(path, flags, the options they mean, the skeleton to draw in, the frame rate to play at) of one format."""
+    from motionpatches import MotionFileOptions
+    from motionpatches.skipped import bvh_rig
+
+    if kind == "bvh":
+        from bvh_samples import bvh_text
+
+        path, options = folder / "take.bvh", MotionFileOptions(bvh_scale=0.02, bvh_up_axis="y")
+        path.write_text(bvh_text(frames=45, fps=30.0))
+        return path, ["--bvh_scale", "0.02", "--bvh_up_axis", "y"], options, bvh_rig(path, options), 30.0
+    if kind == "feature rows":
+        from humanml3d_writer import features_from_positions
+
+        path = folder / "rows.npy"
+        np.save(path, features_from_positions(sample_motion[:41]).astype(np.float32))
+        return path, ["--motion_format", "features"], MotionFileOptions(motion_format="features"), "humanml3d", 20.0
+    pytest.importorskip("smplx", reason="the smpl extra is in dev")
+    from smpl_samples import write_amass, write_female_models
+
+    write_female_models(folder / "models")
+    write_amass(folder / "take.npz", "smplx", fps=60.0)
+    flags = ["--skeleton", "smpl24", "--body_model_dir", str(folder / "models")]
+    options = MotionFileOptions(body_model_dir=str(folder / "models"), smpl_joints="smpl24")
+    return folder / "take.npz", flags, options, "smpl24", 60.0
+
+
+@pytest.mark.parametrize("kind", ["bvh", "feature rows", "amass"])
+def test_cli_draws_each_motion_file_format_read_with_the_motion_file_flags(kind, tmp_path, sample_motion, monkeypatch):
+    """A BVH in its rig at its own 30 fps, HumanML3D feature rows as SMPL-22 at the skeleton's 20 fps, an AMASS
+    file in `--skeleton smpl24`'s 24 joints at its 60 fps: each read with the options its flags say."""
+    import motionpatches.skipped
+    from motionpatches.training.visualize import main
+
+    path, flags, options, skeleton, fps = motion_file_case(kind, tmp_path, sample_motion)
+    seen, read = [], motionpatches.skipped.read_motion_file
+    monkeypatch.setattr(
+        motionpatches.skipped, "read_motion_file", lambda path, options: seen.append(options) or read(path, options)
+    )
+    main(["keyframes", str(path), *flags, "--num_keyframes", "3", "--size", "48", "--out", str(tmp_path / "k.png")])
+    main(["gif", str(path), *flags, "--size", "32", "--stride", "6", "--out", str(tmp_path / "m.gif")])
+    assert seen == [options, options]
+    motion = read(path, options).values
+    with Image.open(tmp_path / "k.png") as drawn:
+        np.testing.assert_array_equal(np.asarray(drawn), np.asarray(keyframe_strip(motion, skeleton, 3, 48)))
+    with Image.open(tmp_path / "m.gif") as gif:
+        assert gif.info["duration"] == 6000 / fps  # six frames at the file's own rate (GIFs count 10 ms steps)

@@ -5,12 +5,17 @@ import csv
 import json
 import logging
 import os
+import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from motionpatches import MotionFileError, MotionFileOptions
+from motionpatches.processors.feature_extraction_motionpatches import resample_frame_rate
+from motionpatches.skipped import SkippedFiles
 from motionpatches.training.data.classification import load_babel, load_label_csv
 from motionpatches.training.data.demo import ACTIONS, generate_demo_motions
 from motionpatches.zero_shot import (
@@ -228,6 +233,37 @@ def test_label_csv_errors(tmp_path):
         load_label_csv(tmp_path / "empty.csv")
 
 
+def test_label_csv_raises_by_default_or_skips_and_records_unusable_files(tmp_path, caplog):
+    np.save(tmp_path / "a.npy", ramp(40, 20.0))
+    nan = ramp(40, 20.0)
+    nan[5, 2, 0] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    np.save(tmp_path / "kit.npy", ramp(40, 20.0, num_joints=21))
+    clips = [["a.npy", "walk"], ["nan.npy", "run"], ["nope.npy", "jump"], ["kit.npy", "kick"], ["a.npy", "wave"]]
+    write_csv(tmp_path / "clips.csv", [["file", "label"], *clips])
+    csv_path = str(tmp_path / "clips.csv")
+    with pytest.raises(MotionFileError, match=r"clips\.csv, line 3: .*nan\.npy holds NaN"):
+        load_label_csv(csv_path)  # the list is the user's own: the first unusable file stops it
+
+    skipped = SkippedFiles()
+    data = load_label_csv(csv_path, on_error="skip", skipped=skipped)
+    assert list(data["id"]) == ["a.npy", "a.npy"] and list(data["label"]) == ["walk", "wave"]
+    assert_clip(data.with_format("numpy")[1]["motion"], 0.0, 40)
+    assert skipped.read == 1
+    assert [(os.path.basename(e.path), e.reason, e.where) for e in skipped.files] == [
+        ("nan.npy", "NaN or inf", f"{csv_path}, line 3"),
+        ("nope.npy", "no motion file", f"{csv_path}, line 4"),
+        ("kit.npy", "wrong shape", f"{csv_path}, line 5"),  # the first file's 22 joints decide
+    ]
+    with caplog.at_level(logging.WARNING):
+        load_label_csv(csv_path, on_error="skip")  # no record given: the log names them
+    assert "read 1 motion files, skipped 3" in caplog.text and str(tmp_path / "nope.npy") in caplog.text
+
+    write_csv(tmp_path / "bad.csv", [["file", "label"], ["nan.npy", "run"]])
+    with pytest.raises(ValueError, match=r"bad\.csv: no clip could be loaded; read 0 motion files, skipped 1"):
+        load_label_csv(tmp_path / "bad.csv", on_error="skip")
+
+
 BABEL = {
     "11": {
         "feat_p": "CMU/CMU/01/01_01_poses.npz",
@@ -311,7 +347,7 @@ def test_babel_segments(babel, caplog):
     assert_clip(rows[1]["motion"], 2.0, 30)  # frames 60..105
     assert_clip(rows[2]["motion"], 0.0, 60)  # the whole 3 s sequence
     assert_clip(rows[3]["motion"], 0.0, 20)  # 14's NaN lies in the jump, not in the stand
-    assert "4 segments; skipped 1 (too short), 1 (missing file), 1 (NaN or inf)" in caplog.text
+    assert "4 segments; skipped 1 (too short), 1 (no motion file), 1 (NaN or inf)" in caplog.text
 
 
 def test_babel_label_options(babel, caplog):
@@ -323,9 +359,90 @@ def test_babel_label_options(babel, caplog):
         data = load_babel(babel_json, joints, fps=30.0, use_sequence_labels=True)
     assert list(data["id"]) == ["11#0", "12#0"] and list(data["label"]) == ["walk and wave", "sit down"]
     assert_clip(data.with_format("numpy")[0]["motion"], 0.0, 80)  # all 4 s
-    assert "2 segments; skipped 1 (missing file), 1 (NaN or inf)" in caplog.text
+    assert "2 segments; skipped 1 (no motion file), 1 (NaN or inf)" in caplog.text
     with pytest.raises(ValueError, match="label_key"):
         load_babel(babel_json, joints, fps=30.0, label_key="act")
+
+
+def test_babel_records_each_file_it_cannot_read_once_with_its_sequence(babel):
+    """A truncated file costs its sequence, recorded with where it is listed; 14's NaN costs only a segment."""
+    babel_json, joints = babel
+    truncated = joints / BABEL["12"]["feat_p"].replace(".npz", ".npy")
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    skipped = SkippedFiles()
+    data = load_babel(babel_json, joints, fps=30.0, skipped=skipped)
+    assert list(data["id"]) == ["11#0", "11#2", "14#0"]
+    assert skipped.read == 2  # 11 and 14
+    assert [(e.path, e.reason, e.where) for e in skipped.files] == [
+        (str(truncated), "truncated file", f"{babel_json}, sequence 12"),
+        (str(joints / "CMU/CMU/03/03_01_poses.npy"), "no motion file", f"{babel_json}, sequence 13"),
+    ]
+    with pytest.raises(MotionFileError, match=r"val\.json, sequence 12: .*02_01_poses\.npy") as error:
+        load_babel(babel_json, joints, fps=30.0, on_error="raise")
+    assert error.value.path == str(truncated)
+
+
+@pytest.fixture()
+def babel_amass(tmp_path):
+    """BABEL's split above over AMASS SMPL-H files at 60 fps, unpacked as `feat_p` says (<amass>/CMU/CMU/...),
+    with a synthetic female SMPL-H model: 13's file is missing, 14's poses are NaN at 1.33 s."""
+    pytest.importorskip("smplx", reason="the smpl extra is in dev")
+    from smpl_samples import write_amass, write_body_model
+
+    amass, models = tmp_path / "amass", tmp_path / "body_models"
+    files = {}
+    for sid, frames in (("11", 240), ("12", 180), ("14", 120)):
+        files[sid] = write_amass(amass / BABEL[sid]["feat_p"], "smplh", frames=frames, seed=int(sid), fps=60.0)
+    files["14"]["poses"][80] = np.nan
+    np.savez(amass / BABEL["14"]["feat_p"], **files["14"])
+    model = write_body_model(models / "smplh" / "female" / "model.npz", "smplh")
+    (tmp_path / "val.json").write_text(json.dumps(BABEL))
+    return tmp_path / "val.json", amass, MotionFileOptions(body_model_dir=str(models)), files, model
+
+
+def test_babel_reads_amass_parameters_with_body_models(babel_amass, caplog):
+    from smpl_samples import expected_joints
+
+    babel_json, amass, options, files, model = babel_amass
+    with caplog.at_level(logging.WARNING, logger="motionpatches.data"):
+        data = load_babel(babel_json, amass_dir=amass, file_options=options)
+    assert list(data["id"]) == ["11#0", "11#2", "12#0", "14#0"]
+    assert list(data["label"]) == ["walk", "wave", "sit down", "stand"]
+    assert "4 segments; skipped 1 (too short), 1 (no motion file), 1 (NaN or inf)" in caplog.text
+    rows = data.with_format("numpy")
+    joints = expected_joints("smplh", model, files["11"])[:, :22]
+    # walk: 0.5..2.0 s, frames 30..120 at the file's 60 fps, brought to 20 fps
+    np.testing.assert_allclose(rows[0]["motion"], resample_frame_rate(joints[30:120], 60.0, 20.0), atol=1e-5)
+    assert len(rows[2]["motion"]) == 60  # 12's whole 3 s
+
+    # the AMASS folder as joints_dir, unpacked one level higher, and another joint set
+    higher = amass.parent / "amass_higher"
+    os.rename(amass / "CMU", higher)  # <higher>/CMU/01/01_01_poses.npz
+    again = load_babel(babel_json, higher, file_options=options)
+    np.testing.assert_array_equal(again.with_format("numpy")[0]["motion"], rows[0]["motion"])
+    hands = load_babel(babel_json, amass_dir=higher, file_options=replace(options, smpl_joints="smpl24"))
+    assert hands.with_format("numpy")[0]["motion"].shape == (30, 24, 3)
+
+
+def test_babel_with_body_models_still_reads_joint_files(babel):
+    babel_json, joints = babel
+    options = MotionFileOptions(body_model_dir=str(joints.parent / "no_models"))
+    data = load_babel(babel_json, joints, fps=30.0, file_options=options)
+    assert list(data["id"]) == ["11#0", "11#2", "12#0", "14#0"]
+    assert_clip(data.with_format("numpy")[0]["motion"], 0.5, 30)
+    with pytest.raises(ValueError, match="amass_dir holds SMPL parameters, which need body models"):
+        load_babel(babel_json, amass_dir=joints)
+    with pytest.raises(ValueError, match="load_babel needs fps"):
+        load_babel(babel_json, joints)
+
+
+def test_babel_stops_when_smplx_or_the_body_models_are_missing(babel_amass, monkeypatch):
+    babel_json, amass, options, *_ = babel_amass
+    with pytest.raises(MotionFileError, match="female .*SMPL-H body model; none found"):
+        load_babel(babel_json, amass_dir=amass, file_options=replace(options, body_model_dir=str(amass)))
+    monkeypatch.setitem(sys.modules, "smplx", None)
+    with pytest.raises(MotionFileError, match=r"pip install 'motionpatches\[smpl\]'"):
+        load_babel(babel_json, amass_dir=amass, file_options=options)
 
 
 # --------------------------------------------------------------------------------------------- command line
@@ -388,6 +505,28 @@ def test_cli_on_a_csv_dataset(tiny, tmp_path, run_cli):
     with open(tmp_path / "cm.csv", newline="") as f:
         table = list(csv.reader(f))
     assert table[0][1:] == labels and [[int(n) for n in row[1:]] for row in table[1:]] == expected["confusion_matrix"]
+
+
+def test_cli_reads_amass_files_in_the_joints_of_an_smpl24_model(tiny, tmp_path, run_cli):
+    """The model's skeleton decides the joint set of .npz files (the readers' default is HumanML3D's 22)."""
+    pytest.importorskip("smplx", reason="the smpl extra is in dev")
+    from smpl_samples import expected_joints, smpl24_columns, write_amass, write_female_models
+
+    from motionpatches import MotionPatchProcessor
+
+    model, processor = tiny
+    model.save_pretrained(tmp_path / "model")
+    smpl24 = MotionPatchProcessor(tokenizer=processor.tokenizer, skeleton="smpl24", num_frames=NUM_FRAMES)
+    smpl24.save_pretrained(tmp_path / "model")
+    models = write_female_models(tmp_path / "body_models")
+    amass = write_amass(tmp_path / "take.npz", "smplh", fps=60.0)
+    write_csv(tmp_path / "clips.csv", [["file", "label", "end"], ["take.npz", "walk", "0.5"]])
+    run_cli("--model_name_or_path", str(tmp_path / "model"), "--csv", str(tmp_path / "clips.csv"),
+            "--body_model_dir", str(tmp_path / "body_models"), "--save_scores", str(tmp_path / "scores.npy"))  # fmt: skip
+    joints = expected_joints("smplh", models["smplh"], amass)[:30, smpl24_columns("smplh")]  # 0.5 s at 60 fps
+    labels = ["walk"]
+    expected = zero_shot_scores(model, smpl24, [resample_frame_rate(joints, 60.0, 20.0).astype(np.float32)], labels)
+    np.testing.assert_allclose(np.load(tmp_path / "scores.npy"), expected, atol=1e-5, rtol=0)
 
 
 def test_cli_on_the_demo_split_with_chosen_labels(tiny, tmp_path, run_cli):

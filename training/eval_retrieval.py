@@ -8,6 +8,11 @@ correct), and TMR's `tmr-all` (diagonal ground truth), `threshold` (captions who
 embeddings have cosine above 2*0.95-1 also count; `--sentence_encoder`, MiniLM by default),
 `dissimilar` (a given id list) and `guo` (batches of 32, averaged).
 
+A dataset folder's `new_joints/` may mix `.npy`, `.bvh` and `.npz` files (`--bvh_scale`, `--bvh_up_axis`,
+`--motion_format`, `--body_model_dir` say what the files do not). A file that cannot be used is skipped
+(`--on_error raise` stops at the first instead): the files read and skipped are printed, each skipped one
+with its reason, and with `--output_file` listed in `<its stem>.skipped.json` beside it.
+
 The model is loaded without running code saved in its folder; `--trust_remote_code` allows it. Output
 paths and the id file are checked before the evaluation starts, and outputs are replaced whole.
 """
@@ -17,16 +22,17 @@ import json
 
 import numpy as np
 
+from motionpatches.arguments import add_trust_remote_code_argument, output_path, positive_int
 from motionpatches.atomic import atomic_path, write_text_atomically
-from motionpatches.cli import output_path, positive_fps, positive_int
-from motionpatches.loading import add_trust_remote_code_argument, load_or_exit
+from motionpatches.loading import load_or_exit
 from motionpatches.retrieval import (
     PROTOCOLS,
     default_sentence_encoder,
     format_metrics_table,
     sentence_embeddings,
 )
-from motionpatches.training.data.catalog import load_named_dataset
+from motionpatches.skipped import SkippedFiles, report_skipped
+from motionpatches.training.data.catalog import add_dataset_arguments, load_dataset_from_args
 from motionpatches.training.evaluation import embed_split, score_embeddings
 from motionpatches.training.skeleton_transfer import processor_for_dataset
 
@@ -88,12 +94,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model_name_or_path", required=True)
     add_trust_remote_code_argument(p)
-    p.add_argument("--dataset_name", default="demo", help="demo, humanml3d, kit, or a folder in the HumanML3D layout")
-    p.add_argument("--dataset_dir")
-    p.add_argument("--skeleton", help="preset or JSON skeleton of the dataset (default: the dataset's)")
-    p.add_argument("--dataset_fps", type=positive_fps)
-    p.add_argument("--kit_repeat_frames", action="store_true")
-    p.add_argument("--demo_sizes", default="1200,150,150")
+    add_dataset_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the demo dataset")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument("--protocol", default="all", choices=PROTOCOLS)
@@ -101,7 +102,9 @@ def parse_args(argv=None):
     p.add_argument("--threshold", type=unit_interval, default=0.95, help="threshold protocol, in [0, 1] (TMR: 0.95)")
     p.add_argument("--subset_ids", help="file of ids for the dissimilar protocol, one per line")
     p.add_argument("--batch_size", type=positive_int, default=128)
-    p.add_argument("--output_file", help="write the metrics as JSON")
+    p.add_argument(
+        "--output_file", help="write the metrics as JSON, and the files skipped to <its stem>.skipped.json beside it"
+    )
     p.add_argument(
         "--save_embeddings", help="write text_embeds, motion_embeds, captions, ids as .npz (added when no suffix)"
     )
@@ -125,15 +128,8 @@ def main(argv=None):
         raise SystemExit("error: protocol 'dissimilar' needs --subset_ids (a file with one id per line)")
     subset_ids = read_subset_ids(args.subset_ids) if args.subset_ids else None
     model, processor = load_or_exit(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
-    data, skeleton = load_named_dataset(
-        args.dataset_name,
-        dataset_dir=args.dataset_dir,
-        skeleton=args.skeleton,
-        dataset_fps=args.dataset_fps,
-        kit_repeat_frames=args.kit_repeat_frames,
-        demo_sizes=tuple(int(n) for n in args.demo_sizes.split(",")),
-        seed=args.seed,
-    )
+    skipped = SkippedFiles()
+    data, skeleton = load_dataset_from_args(args, skipped)
     processor = processor_for_dataset(processor, skeleton, data)
     metrics, embeddings = evaluate(
         model,
@@ -148,6 +144,7 @@ def main(argv=None):
     print(f"{args.split} split, {len(data[args.split])} motions, protocol {args.protocol}:")
     print(format_metrics_table(metrics))
     write_outputs(metrics, embeddings, metrics_file, embeddings_file)
+    report_skipped(skipped, metrics_file)
 
 
 if __name__ == "__main__":

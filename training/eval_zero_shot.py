@@ -2,6 +2,8 @@
 
     python training/eval_zero_shot.py --model_name_or_path DIR --csv clips.csv [--motions_dir DIR]
     python training/eval_zero_shot.py --model_name_or_path DIR --babel_json babel/val.json --joints_dir DIR --fps 30
+    python training/eval_zero_shot.py --model_name_or_path DIR --babel_json babel/val.json --joints_dir AMASS \
+        --body_model_dir body_models
     python training/eval_zero_shot.py --model_name_or_path DIR --dataset_name demo --label_text '{"walk": "walks"}'
 
 Each label becomes a prompt (`--template`, "a person {label}" by default; `--label_text` maps a label
@@ -9,7 +11,14 @@ to nicer words, e.g. {"sit_down": "sits down"}), each motion is given the label 
 similar to. Labels default to every label in the data; with `--labels`, rows with other labels are left
 out. Prints top-1/top-5 accuracy and the confusion matrix; `--output_file` writes the report as JSON
 (with each motion's id and prediction), `--confusion_csv` the matrix as CSV and `--save_scores` every
-motion-label similarity. For BABEL's joint-file layout see training/data/classification.py.
+motion-label similarity. For BABEL's file layouts see training/data/classification.py.
+
+The CSV may list `.npy`, `.bvh` and `.npz` files (`--bvh_scale`, `--bvh_up_axis`, `--motion_format`,
+`--body_model_dir` say what the files do not; a BVH or SMPL file's own frame rate wins over `--fps`; SMPL
+files give the joints of the model's skeleton: 22, or 24 / 55 for an `smpl24` / `smplx` model).
+A listed file that cannot be used is skipped (`--on_error raise` stops at the first instead): the files
+read and skipped are printed, each skipped one with its reason and CSV line (BABEL: its sequence), and
+with `--output_file` listed in `<its stem>.skipped.json` beside it.
 
 The model is loaded without running code saved in its folder; `--trust_remote_code` allows it. Output
 paths are checked before any work, and outputs are replaced whole (a crash leaves the previous file).
@@ -23,9 +32,19 @@ import os
 
 import numpy as np
 
+from motionpatches.arguments import (
+    add_motion_file_arguments,
+    add_trust_remote_code_argument,
+    motion_file_options,
+    output_path,
+    positive_fps,
+    positive_int,
+)
 from motionpatches.atomic import atomic_path, write_text_atomically
-from motionpatches.cli import output_path, positive_fps, positive_int
-from motionpatches.loading import add_trust_remote_code_argument, load_or_exit
+from motionpatches.loading import load_or_exit
+from motionpatches.processors.motion_readers import MotionFileOptions, file_options_for_skeleton
+from motionpatches.skipped import SkippedFiles, report_skipped
+from motionpatches.training.data.catalog import demo_sizes
 from motionpatches.training.data.classification import BABEL_LABEL_KEYS, TARGET_FPS, load_babel, load_label_csv
 from motionpatches.zero_shot import (
     DEFAULT_TEMPLATE,
@@ -36,10 +55,20 @@ from motionpatches.zero_shot import (
 )
 
 
-def load_rows(args):
-    """The labelled motions (columns id, motion, label, at 20 fps) named by the command line."""
+def load_rows(args, skipped: SkippedFiles, options: MotionFileOptions | None = None):
+    """The labelled motions (columns id, motion, label, at 20 fps) named by the command line, their files read
+    with `options` (default: the command line's); the files that cannot be used are recorded in `skipped` (or
+    raised, with `--on_error raise`)."""
+    options = options or motion_file_options(args)
     if args.csv:
-        return load_label_csv(args.csv, motions_dir=args.motions_dir, fps=args.fps or TARGET_FPS)
+        return load_label_csv(
+            args.csv,
+            args.motions_dir,
+            args.fps or TARGET_FPS,
+            file_options=options,
+            on_error=args.on_error,
+            skipped=skipped,
+        )
     if args.babel_json:
         return load_babel(
             args.babel_json,
@@ -48,10 +77,13 @@ def load_rows(args):
             min_seconds=args.min_seconds,
             label_key=args.label_key,
             use_sequence_labels=args.use_sequence_labels,
+            file_options=options,
+            on_error=args.on_error,
+            skipped=skipped,
         )
     from motionpatches.training.data.demo import load_demo_dataset
 
-    train, validation, test = (int(n) for n in args.demo_sizes.split(","))
+    train, validation, test = demo_sizes(args.demo_sizes)
     demo = load_demo_dataset(num_train=train, num_validation=validation, num_test=test, seed=args.seed)
     return demo["test"].select_columns(["id", "motion", "action"]).rename_column("action", "label")
 
@@ -131,13 +163,18 @@ def parse_args(argv=None):
     source.add_argument("--babel_json", help="a BABEL split file, e.g. val.json")
     source.add_argument("--dataset_name", choices=["demo"], help="the procedural demo's test split, labelled by action")
     p.add_argument("--motions_dir", help="folder the CSV's files are relative to (default: the CSV's folder)")
-    p.add_argument("--joints_dir", help="BABEL: joint positions as <joints_dir>/<feat_p with .npy for .npz>")
+    p.add_argument(
+        "--joints_dir",
+        help="BABEL: joint positions as <joints_dir>/<feat_p with .npy for .npz>, or with --body_model_dir the AMASS "
+        "folder holding the .npz files",
+    )
     p.add_argument(
         "--fps",
         "--motion_fps",
         dest="fps",
         type=positive_fps,
-        help="frame rate of the .npy joint files (CSV default 20; required with --babel_json)",
+        help="frame rate of files that carry none, e.g. .npy joints (CSV default 20; BABEL: required for .npy joint "
+        "files; AMASS .npz files read with --body_model_dir carry theirs)",
     )
     p.add_argument("--label_key", default="proc_label", choices=BABEL_LABEL_KEYS, help="BABEL label field")
     p.add_argument("--use_sequence_labels", action="store_true", help="BABEL: sequence labels, not segments")
@@ -148,16 +185,22 @@ def parse_args(argv=None):
     p.add_argument("--template", default=DEFAULT_TEMPLATE, help="prompt with a {label} placeholder")
     p.add_argument("--label_text", help='JSON object (or .json file) of label -> words, e.g. {"walk": "walks"}')
     p.add_argument("--batch_size", type=positive_int, default=64)
+    add_motion_file_arguments(p)
     p.add_argument("--device", help="e.g. cuda or cpu (default: cuda when available)")
-    p.add_argument("--output_file", help="write the report as JSON")
+    p.add_argument(
+        "--output_file", help="write the report as JSON, and the files skipped to <its stem>.skipped.json beside it"
+    )
     p.add_argument("--confusion_csv", help="write the confusion matrix as CSV")
     p.add_argument(
         "--save_scores",
         help="write the (motions, labels) cosine similarities as .npy (added when no suffix), rows in the report's ids order",
     )
     args = p.parse_args(argv)
-    if args.babel_json and not (args.joints_dir and args.fps):
-        p.error("--babel_json needs --joints_dir and --fps (the frame rate of the joint files)")
+    if args.babel_json and not (args.joints_dir and (args.fps or args.body_model_dir)):
+        p.error(
+            "--babel_json needs --joints_dir and --fps (the frame rate of the joint files), or --joints_dir the AMASS "
+            "folder with --body_model_dir"
+        )
     return args
 
 
@@ -171,7 +214,14 @@ def main(argv=None):
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, processor = load_or_exit(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
     model = model.to(device)
-    rows, labels = select_labels(load_rows(args), args.labels)
+    skipped = SkippedFiles()
+    # .npz files give the joints of the model's skeleton when it is the smpl24 or smplx preset
+    options = file_options_for_skeleton(motion_file_options(args), processor.feature_extractor.skeleton)
+    try:
+        rows, labels = select_labels(load_rows(args, skipped, options), args.labels)
+    # a CSV or file that stops the loading (with --on_error raise, the first unusable file) ends the run, named
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
     prompts = build_prompts(labels, args.template, label_text)
     motions = (row["motion"] for row in rows.with_format("numpy", columns=["motion"]))
     # the loaders deliver 20 fps; the processor resamples to the model's rate if that differs
@@ -190,6 +240,7 @@ def main(argv=None):
     )
     print(format_confusion_matrix(report))
     write_outputs(report, scores, outputs)
+    report_skipped(skipped, outputs.get("--output_file"))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 import argparse
 import json
 
-from motionpatches.loading import add_trust_remote_code_argument
+from motionpatches.arguments import add_trust_remote_code_argument
+from motionpatches.training.data.catalog import add_dataset_arguments
 
 DESCRIPTION = """Train a Motion Patches text<->motion model with accelerate.
 
@@ -27,19 +28,10 @@ DEMO_QUERY = "a person waves with the left hand"
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
-    data.add_argument(
-        "--dataset_name", default="demo", help="demo, humanml3d, kit, interhuman, or a folder in the HumanML3D layout"
-    )
-    data.add_argument("--dataset_dir", help="folder of humanml3d / kit data")
-    data.add_argument("--skeleton", help="preset name or JSON skeleton file (default: the dataset's)")
-    data.add_argument("--dataset_fps", type=float, help="frame rate of the motion files (default: the skeleton's)")
-    data.add_argument(
-        "--kit_repeat_frames", action="store_true", help="the reference's frame repeating for 12.5 -> 20 fps"
-    )
+    add_dataset_arguments(data)
     data.add_argument("--part_order", default="canonical", choices=["canonical", "reference"])
     data.add_argument("--max_train_samples", type=int)
     data.add_argument("--max_eval_samples", type=int)
-    data.add_argument("--demo_sizes", default="1200,150,150", help="train,validation,test motions of the demo dataset")
     data.add_argument("--preprocessing_num_workers", type=int)
 
     model = p.add_argument_group("model")

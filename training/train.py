@@ -10,9 +10,12 @@ card and the Hub. Flags are in params.py; saving and finding checkpoints in chec
 
 Resuming repeats the interrupted run bit for bit (same launcher and process count). The best and final
 models, their model card and metrics.json are published whole (staged, then renamed); metrics.json is
-written last, so it marks a finished run, which `--resume_from_checkpoint latest` leaves as it is.
+written last, so it marks a finished run, which `--resume_from_checkpoint latest` leaves as it is. Motion
+files the data loading could not use (`--on_error skip`) are printed when training starts and listed in
+output_dir/skipped.json.
 """
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -42,6 +45,7 @@ from motionpatches.atomic import staged_folder, write_text_atomically
 from motionpatches.loading import load_or_exit
 from motionpatches.modeling_motionpatches import create_motion_backbone
 from motionpatches.retrieval import format_metrics_table
+from motionpatches.skipped import SkippedFiles
 from motionpatches.tiny import build_word_tokenizer, minilm_path
 from motionpatches.training.batching import EpochPermutationSampler, EpochSeededRows, MotionTextCollator
 from motionpatches.training.checkpoints import (
@@ -53,7 +57,7 @@ from motionpatches.training.checkpoints import (
     restore_best_model,
     save_checkpoint,
 )
-from motionpatches.training.data.catalog import load_named_dataset
+from motionpatches.training.data.catalog import load_dataset_from_args
 from motionpatches.training.evaluation import embed_split, left_right_confusion, score_embeddings, selection_score
 from motionpatches.training.loss import clamp_logit_scale, global_contrastive_loss
 from motionpatches.training.model_card import trained_model_card, write_model_card
@@ -63,6 +67,7 @@ from motionpatches.training.skeleton_transfer import processor_for_dataset
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
+SKIPPED_FILE = "skipped.json"  # the motion files the data loading could not use (`SkippedFiles` report)
 # the model is selected on validation and reported on test: both must be there before any training
 EVALUATION_SPLITS = ("validation", "test")
 # what motionpatches.atomic stages in output_dir: `.best_model.<random>.partial`, `.metrics.<random>.partial.json`
@@ -105,8 +110,9 @@ class StepPlan:
 def main(argv=None):
     args = parse_args(argv)
     accelerator = setup_accelerator(args)
+    skipped = SkippedFiles()
     with accelerator.main_process_first():
-        data = load_data(args)
+        data = load_data(args, skipped)
     check_evaluation_splits(args, data)
     model, processor = build_model_and_processor(args, data)
     logger.info(
@@ -125,6 +131,8 @@ def main(argv=None):
     # a pure function of the step, built at the resumed step (stepping it there would warn and is not needed)
     scheduler = get_cosine_schedule_with_warmup(optimizer, args.warmup_steps, plan.max_steps, last_epoch=state.step - 1)
     start_trackers(accelerator, args)
+    if accelerator.is_main_process:
+        report_skipped_files(args.output_dir, skipped)
 
     train_loop(args, accelerator, model, optimizer, scheduler, batches, plan, state, processor, data["validation"])
     accelerator.end_training()
@@ -178,23 +186,32 @@ def tracker(report_to: str) -> str | None:
     return None if report_to == "none" else report_to
 
 
-def load_data(args) -> datasets.DatasetDict:
-    data, skeleton = load_named_dataset(
-        args.dataset_name,
-        dataset_dir=args.dataset_dir,
-        skeleton=args.skeleton,
-        dataset_fps=args.dataset_fps,
-        kit_repeat_frames=args.kit_repeat_frames,
-        num_proc=args.preprocessing_num_workers,
-        demo_sizes=tuple(int(n) for n in args.demo_sizes.split(",")),
-        seed=args.seed,
-    )
+def load_data(args, skipped: SkippedFiles | None = None) -> datasets.DatasetDict:
+    # unreadable motion files are skipped, counted in the log per split and recorded in `skipped`, or stop the
+    # run (--on_error raise)
+    data, skeleton = load_dataset_from_args(args, skipped, num_proc=args.preprocessing_num_workers)
     limits = (("train", args.max_train_samples), ("validation", args.max_eval_samples), ("test", args.max_eval_samples))
     for split, limit in limits:
         if limit is not None and split in data and len(data[split]) > limit:
             data[split] = data[split].select(range(limit))
     args.skeleton = skeleton
     return data
+
+
+def report_skipped_files(output_dir: str, skipped: SkippedFiles) -> None:
+    """Prints what the data loading read and skipped and, when it skipped any file, lists them in
+    output_dir/skipped.json (written whole). A report an earlier run left there is removed when this run
+    skipped nothing: it would describe files this run read."""
+    path = os.path.join(output_dir, SKIPPED_FILE)
+    if skipped.read or len(skipped):
+        skipped.print()
+    if not len(skipped):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+        return
+    os.makedirs(output_dir, exist_ok=True)
+    skipped.write_report(path)
+    print(f"wrote {path}")
 
 
 def check_evaluation_splits(args, data) -> None:

@@ -1,14 +1,21 @@
 """Pictures of motions, motion patches, retrieval results and attention, from the command line.
 
     python training/visualize.py patches MOTION.npy --skeleton humanml3d --out patches.png
-    python training/visualize.py gif MOTION.npy --skeleton humanml3d --out motion.gif [--view side]
-    python training/visualize.py keyframes MOTION.npy --skeleton humanml3d --out keyframes.png
+    python training/visualize.py gif MOTION.bvh --out motion.gif [--view side]
+    python training/visualize.py keyframes MOTION.npz --skeleton smpl24 --body_model_dir DIR --out keyframes.png
     python training/visualize.py retrieval --model_name_or_path DIR --query "a person waves" \
-        --motions_dir DIR_OF_NPY --top_k 3 --out retrieval.png
+        --motions_dir DIR_OF_MOTIONS --top_k 3 --out retrieval.png
     python training/visualize.py attention MOTION.npy --model_name_or_path DIR --out attention.png
 
-Motions are `.npy` joint positions `(frames, joints, 3)` (HumanML3D `new_joints` layout: metres,
-Y up). Camera views and colours are described in `src/motionpatches/visualization.py`.
+Motions are read as every script reads them: `.npy` joint positions `(frames, joints, 3)` (HumanML3D
+`new_joints` layout: metres, Y up) or HumanML3D / KIT-ML feature rows (`--motion_format`), `.bvh` files
+(`--bvh_scale`, `--bvh_up_axis`) and AMASS `.npz` SMPL parameters (`--body_model_dir`). A motion is drawn in
+`--skeleton` (default: a BVH file's rig, else humanml3d; SMPL files give that skeleton's joint set), or in the
+model's skeleton for `retrieval` and `attention`. Files that carry a frame rate (BVH, SMPL) are played and
+turned into patches at it; `--fps` is for those that do not. `retrieval` skips the files of its folder it
+cannot use, lists them and writes them to `<--out stem>.skipped.json` (`--on_error raise` stops at the
+first); a single motion that cannot be read always stops the command, naming the file. Camera views and
+colours are described in `src/motionpatches/visualization.py`.
 
 Models are loaded without running code saved in their folder; `--trust_remote_code` allows it. `--out`
 is checked before any work (its folder must exist) and the picture replaces it whole.
@@ -22,12 +29,23 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from motionpatches.arguments import (
+    add_motion_file_arguments,
+    add_trust_remote_code_argument,
+    motion_file_options,
+    output_path,
+    positive_fps,
+    positive_int,
+)
 from motionpatches.atomic import atomic_path
-from motionpatches.cli import output_path, positive_fps, positive_int
-from motionpatches.loading import add_trust_remote_code_argument, load_or_exit
+from motionpatches.cli import is_bvh, motion_files
+from motionpatches.loading import load_or_exit
 from motionpatches.processors import MotionPatchFeatureExtractor
-from motionpatches.processors.feature_extraction_motionpatches import load_motion
+from motionpatches.processors.feature_extraction_motionpatches import resample_frame_rate
+from motionpatches.processors.motion_files import MotionFile, MotionFileError
+from motionpatches.processors.motion_readers import file_options_for_skeleton
 from motionpatches.processors.skeletons import resolve_skeleton
+from motionpatches.skipped import SkippedFiles, bvh_rig, read_positions, report_skipped
 from motionpatches.visualization import (
     VIEWS,
     attention_figure,
@@ -38,18 +56,42 @@ from motionpatches.visualization import (
     skeleton_animation,
 )
 
+# the rate motion patches are made at without a model (the feature extractor's default, the models' rate)
+PATCH_FPS = 20.0
+MOTION_HELP = "a motion file: .npy joint positions (frames, joints, 3) or feature rows, .bvh, or .npz SMPL parameters"
 
-def read_motion_or_exit(path: str, skeleton=None) -> np.ndarray:
-    """The motion in `path`, or exit with a message naming the file (missing, unreadable, wrong shape)."""
+
+def motion_skeleton(args):
+    """The skeleton the motion of `args` is drawn in: `--skeleton`, else a BVH file's rig, else humanml3d."""
+    if args.skeleton:
+        return resolve_skeleton(args.skeleton)
+    if not is_bvh(args.motion):
+        return resolve_skeleton("humanml3d")
     try:
-        motion = load_motion(path)
-    except (FileNotFoundError, ValueError, TypeError) as err:
+        return bvh_rig(args.motion, motion_file_options(args))
+    except MotionFileError as err:
         raise SystemExit(f"error: {err}") from None
-    if skeleton is not None and motion.shape[1] != skeleton.num_joints:
-        raise SystemExit(
-            f"error: {path} has {motion.shape[1]} joints but skeleton {skeleton.name!r} has {skeleton.num_joints}"
-        )
-    return motion
+    except ValueError as err:  # a rig whose chains are not recognised
+        raise SystemExit(f"error: {args.motion}: {err} Pass --skeleton with a JSON skeleton of this rig.") from None
+
+
+def read_motion(path: str, skeleton, args) -> MotionFile:
+    """The positions in `path` in `skeleton`'s joints, read with the motion-file flags of `args`, and the file's
+    frame rate when it has one."""
+    return read_positions(path, file_options_for_skeleton(motion_file_options(args), skeleton), skeleton.num_joints)
+
+
+def read_motion_or_exit(path: str, skeleton, args) -> MotionFile:
+    """`read_motion`, or exit with a message naming the file (missing, unreadable, wrong shape)."""
+    try:
+        return read_motion(path, skeleton, args)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def at_rate(motion: MotionFile, fps: float) -> np.ndarray:
+    """The positions at `fps`: a file that states its rate (BVH, SMPL) is resampled, others are taken to be at it."""
+    return motion.values if motion.fps is None else resample_frame_rate(motion.values, motion.fps, fps)
 
 
 def load_model(model_name_or_path: str, trust_remote_code: bool = False):
@@ -83,24 +125,24 @@ def saved(image, out: str) -> None:
 
 
 def cmd_patches(args):
-    skeleton = resolve_skeleton(args.skeleton)
-    motion = read_motion_or_exit(args.motion, skeleton)
+    skeleton = motion_skeleton(args)
+    motion = at_rate(read_motion_or_exit(args.motion, skeleton, args), PATCH_FPS)
     extractor = MotionPatchFeatureExtractor(
-        skeleton=skeleton, part_order=args.part_order, num_frames=args.num_frames or motion.shape[0]
+        skeleton=skeleton, part_order=args.part_order, num_frames=args.num_frames or len(motion), fps=PATCH_FPS
     )
     values = extractor(motion)["motion_values"]
     saved(motion_patches_image(values, extractor.part_names, cell=args.cell), args.out)
 
 
 def cmd_gif(args):
-    skeleton = resolve_skeleton(args.skeleton)
-    motion = read_motion_or_exit(args.motion, skeleton)
+    skeleton = motion_skeleton(args)
+    motion = read_motion_or_exit(args.motion, skeleton, args)
     with atomic_path(args.out) as temporary:
         skeleton_animation(
-            motion,
+            motion.values,
             skeleton,
             temporary,
-            fps=args.fps,
+            fps=motion.fps or args.fps,
             size=args.size,
             view=args.view,
             trail=args.trail,
@@ -110,18 +152,30 @@ def cmd_gif(args):
 
 
 def cmd_keyframes(args):
-    skeleton = resolve_skeleton(args.skeleton)
-    motion = read_motion_or_exit(args.motion, skeleton)
-    saved(keyframe_strip(motion, skeleton, args.num_keyframes, args.size, args.view), args.out)
+    skeleton = motion_skeleton(args)
+    motion = read_motion_or_exit(args.motion, skeleton, args)
+    saved(keyframe_strip(motion.values, skeleton, args.num_keyframes, args.size, args.view), args.out)
 
 
-def motion_files(folder: str) -> list[str]:
-    if not os.path.isdir(folder):
-        raise SystemExit(f"error: motions folder not found: {folder}")
-    files = sorted(os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".npy"))
-    if not files:
-        raise SystemExit(f"error: no .npy motions in {folder}")
-    return files
+def folder_motions(args, extractor) -> tuple[list[str], list[np.ndarray], SkippedFiles]:
+    """(files, their motions at the model's rate, the files skipped) of `--motions_dir`: each file read on its
+    own in the model's skeleton; one that cannot be used is skipped or, with `--on_error raise`, stops the command."""
+    try:
+        files = motion_files([args.motions_dir])
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"error: --motions_dir: {err}") from None
+    skipped = SkippedFiles()
+    reading = (extractor.skeleton, args)
+    try:
+        read = [skipped.attempt(path, read_motion, path, *reading, on_error=args.on_error) for path in files]
+    except MotionFileError as err:
+        raise SystemExit(f"error: {err}") from None
+    kept = [(path, at_rate(motion, extractor.fps)) for path, motion in zip(files, read) if motion is not None]
+    skipped.read = len(kept)
+    if not kept:
+        skipped.print()
+        raise SystemExit(f"error: none of the {len(files)} motion files in {args.motions_dir} could be read")
+    return [path for path, _ in kept], [motion for _, motion in kept], skipped
 
 
 def caption_of(motion_path: str, texts_dir: str | None) -> str:
@@ -154,8 +208,7 @@ def rank_motions(model, processor, query: str, motions: list[np.ndarray], batch_
 def cmd_retrieval(args):
     model, processor = load_model(args.model_name_or_path, args.trust_remote_code)
     skeleton = processor.feature_extractor.skeleton
-    files = motion_files(args.motions_dir)
-    motions = [read_motion_or_exit(path, skeleton) for path in files]
+    files, motions, skipped = folder_motions(args, processor.feature_extractor)
     scores = rank_motions(model, processor, args.query, motions, args.batch_size)
     best = np.argsort(-scores, kind="stable")[: args.top_k]
     for rank, index in enumerate(best, start=1):
@@ -170,13 +223,14 @@ def cmd_retrieval(args):
         size=args.size,
     )
     saved(figure, args.out)
+    report_skipped(skipped, args.out)
 
 
 def cmd_attention(args):
     model, processor = load_model(args.model_name_or_path, args.trust_remote_code)
     extractor = processor.feature_extractor
-    motion = read_motion_or_exit(args.motion, extractor.skeleton)
-    values = extractor(motion, return_tensors="pt")["motion_values"]
+    motion = read_motion_or_exit(args.motion, extractor.skeleton, args)
+    values = extractor(at_rate(motion, extractor.fps), return_tensors="pt")["motion_values"]
     attention = motion_attention(model, values)
     saved(attention_figure(values, attention, extractor.part_names, cell=args.cell), args.out)
 
@@ -190,9 +244,12 @@ def parse_args(argv=None):
 
     def motion_command(name, help, func, out):
         sub = commands.add_parser(name, help=help)
-        sub.add_argument("motion", help="a .npy file of joint positions (frames, joints, 3)")
-        sub.add_argument("--skeleton", default="humanml3d", help="preset name or JSON skeleton file")
+        sub.add_argument("motion", help=MOTION_HELP)
+        sub.add_argument(
+            "--skeleton", help="preset name or JSON skeleton file (default: a BVH file's rig, else humanml3d)"
+        )
         sub.add_argument("--out", default=out)
+        add_motion_file_arguments(sub)
         sub.set_defaults(func=func, suffix=os.path.splitext(out)[1])
         return sub
 
@@ -208,7 +265,12 @@ def parse_args(argv=None):
     gif = motion_command("gif", "an animated GIF of the skeleton", cmd_gif, "motion.gif")
     gif.add_argument("--view", default="front", choices=sorted(VIEWS))
     gif.add_argument("--size", type=positive_int, default=256)
-    gif.add_argument("--fps", type=positive_fps, help="frame rate of the motion (default: the skeleton's)")
+    gif.add_argument(
+        "--fps",
+        type=positive_fps,
+        help="frame rate of a motion file that carries none, e.g. .npy (default: the skeleton's); BVH and SMPL "
+        "files play at their own",
+    )
     gif.add_argument("--stride", type=positive_int, default=1, help="keep every n-th frame (smaller file, same speed)")
     gif.add_argument("--trail", action="store_true", help="draw the root's path")
 
@@ -221,22 +283,26 @@ def parse_args(argv=None):
     retrieval.add_argument("--model_name_or_path", required=True, help="a model saved with its processor")
     add_trust_remote_code_argument(retrieval)
     retrieval.add_argument("--query", required=True)
-    retrieval.add_argument("--motions_dir", required=True, help="folder of .npy motions in the model's skeleton")
-    retrieval.add_argument("--texts_dir", help="captions to show, NAME.txt per NAME.npy (HumanML3D texts/ layout)")
+    retrieval.add_argument(
+        "--motions_dir", required=True, help="folder of .npy / .bvh / .npz motions in the model's skeleton (may mix)"
+    )
+    retrieval.add_argument("--texts_dir", help="captions to show, NAME.txt per motion NAME (HumanML3D texts/ layout)")
     retrieval.add_argument("--top_k", type=positive_int, default=3)
     retrieval.add_argument("--num_keyframes", type=positive_int, default=5)
     retrieval.add_argument("--size", type=positive_int, default=140, help="pixels per keyframe")
     retrieval.add_argument("--batch_size", type=positive_int, default=64)
     retrieval.add_argument("--out", default="retrieval.png")
     retrieval.set_defaults(func=cmd_retrieval, suffix=".png")
+    add_motion_file_arguments(retrieval)
 
     attention = commands.add_parser("attention", help="the class token's last-block attention over the patches")
-    attention.add_argument("motion", help="a .npy file of joint positions (frames, joints, 3)")
+    attention.add_argument("motion", help=MOTION_HELP)
     attention.add_argument("--model_name_or_path", required=True, help="a model saved with its processor")
     add_trust_remote_code_argument(attention)
     attention.add_argument("--cell", type=positive_int, default=8, help="pixels per value")
     attention.add_argument("--out", default="attention.png")
     attention.set_defaults(func=cmd_attention, suffix=".png")
+    add_motion_file_arguments(attention)
     return p.parse_args(argv)
 
 

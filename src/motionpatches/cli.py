@@ -3,80 +3,68 @@
     motionpatches embed --model DIR motions/ extra.bvh --out embeddings.npz
     motionpatches search --model DIR motions/ --query "a person waves with the left hand" --top_k 5
 
-Motions are `.npy` joint positions `(T, J, 3)` (`--fps` gives their frame rate, default the model's)
-or `.bvh` files, which carry their own frame rate and rig. `.npy` files are in the `--skeleton` given,
-else the model's; a BVH file is in its rig's skeleton (or `--skeleton` when that lists exactly the
-rig's joint names, for rigs whose names are not recognised). Files whose skeleton is not the model's
-are embedded with that skeleton's chains and per-joint statistics of those files, one group per
+Motions are `.npy` joint positions `(T, J, 3)` (or HumanML3D / KIT-ML feature rows, `--motion_format`),
+`.bvh` files, or `.npz` SMPL-family parameters (`--body_model_dir`); one folder may mix them. `--fps` gives
+the frame rate of files that do not carry one (default: the model's). `.npy` and `.npz` files are in the
+`--skeleton` given, else the model's; a BVH file is in its rig's skeleton (or `--skeleton` when that lists
+exactly the rig's joint names, for rigs whose names are not recognised). Files whose skeleton is not the
+model's are embedded with that skeleton's chains and per-joint statistics of those files, one group per
 skeleton; the output keeps the order of the files.
+
+Each file is read and checked on its own. A file that cannot be used (damaged, truncated, NaN, wrong
+shape) is skipped: the files read and skipped are counted on stderr, each skipped file listed with its
+reason, and `embed` writes them to `<out stem>.skipped.json` beside `--out`. `--on_error raise` stops at
+the first such file instead. Outputs are replaced whole, so a crash leaves the previous ones.
 
 Models are loaded without running code saved in their folder; `--trust_remote_code` allows it.
 """
 
 import argparse
-import math
 import os
 import sys
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from motionpatches.arguments import (
+    add_motion_file_arguments,
+    add_trust_remote_code_argument,
+    motion_file_options,
+    output_path,
+    positive_fps,
+    positive_int,
+)
 from motionpatches.atomic import atomic_path
-from motionpatches.loading import add_trust_remote_code_argument, load_model_and_processor
+from motionpatches.loading import load_model_and_processor
+from motionpatches.processors.motion_files import MotionFileError
+from motionpatches.processors.motion_readers import file_options_for_skeleton
+from motionpatches.skipped import REPORT_SUFFIX, SkippedFiles, bvh_rig, read_positions, report_skipped
 
-MOTION_SUFFIXES = (".npy", ".bvh")
-
-
-# ----------------------------------------------------------------------------- argument checks
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer (1 or more), got {value}")
-    return value
+MOTION_SUFFIXES = (".npy", ".bvh", ".npz")
 
 
-def positive_fps(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected frames per second, a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite positive frame rate, got {text}")
-    return value
+class MotionInput(NamedTuple):
+    index: int  # the file's place among the files given, which the output keeps
+    path: str
+    skeleton: object  # a Skeleton, or None for the model's
+    fps: float | None  # the file's own rate, else --fps; None: the model's
 
 
-def output_path(path: str, flag: str, suffix: str | None = None) -> str:
-    """The file an output will really be written to, checked before any work so a typo costs nothing.
+class Run(NamedTuple):
+    """What every step after reading the command line needs."""
 
-    With `suffix`, a name without one gets it (numpy would add it anyway, and the path reported must be
-    the one written) and a name with another suffix is refused.
-    """
-    if path.endswith(("/", os.sep)) or os.path.isdir(path):
-        raise ValueError(
-            f"{flag} {path} is a folder; give a file name, e.g. {os.path.join(path, 'out' + (suffix or ''))}"
-        )
-    if suffix:
-        extension = os.path.splitext(path)[1]
-        if not extension:
-            path += suffix
-        elif extension.lower() != suffix:
-            raise ValueError(f"{flag} {path} must end in {suffix} (it is written in that format)")
-        if os.path.isdir(path):
-            raise ValueError(f"{flag} {path} is a folder; give a file name")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{flag} {path}: the folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK):
-        raise PermissionError(f"{flag} {path}: the folder {folder} is not writable")
-    return path
+    options: object  # MotionFileOptions
+    on_error: str
+    skipped: SkippedFiles
+
+    def attempt(self, path: str, function, *args):
+        return self.skipped.attempt(path, function, *args, on_error=self.on_error)
 
 
 # ----------------------------------------------------------------------------- files and skeletons
 def motion_files(paths: list[str]) -> list[str]:
-    """Files given directly, plus every `.npy` / `.bvh` inside given folders (sorted, recursive)."""
+    """Files given directly, plus every `.npy` / `.bvh` / `.npz` inside given folders (sorted, recursive)."""
     found = []
     for path in paths:
         if os.path.isdir(path):
@@ -87,7 +75,7 @@ def motion_files(paths: list[str]) -> list[str]:
         else:
             raise FileNotFoundError(f"no such motion file or folder: {path}")
     if not found:
-        raise ValueError(f"no .npy or .bvh motions in {paths}")
+        raise ValueError(f"no .npy, .bvh or .npz motions in {paths}")
     return found
 
 
@@ -95,28 +83,41 @@ def is_bvh(path: str) -> bool:
     return path.lower().endswith(".bvh")
 
 
-def bvh_skeleton(path: str, npy_skeleton):
-    """The skeleton of a BVH file: `--skeleton` when it names exactly the rig's joints, else the rig's own."""
-    from motionpatches.processors import load_bvh, skeleton_from_bvh
+def rig_skeleton(path: str, joint_names, given, options, rigs: dict):
+    """The skeleton of a BVH file: `--skeleton` when it names exactly the rig's joints, else the rig's own
+    (one per set of joint names: files of one rig share it)."""
+    if given is not None and given.joint_names == tuple(joint_names):
+        return given
+    if tuple(joint_names) not in rigs:
+        try:
+            rigs[tuple(joint_names)] = bvh_rig(path, options)
+        except ValueError as err:
+            if isinstance(err, MotionFileError):
+                raise
+            raise MotionFileError(
+                path,
+                f"{path}: {err} On the command line, pass --skeleton with a JSON skeleton listing this rig's "
+                "joint names and chains.",
+                "unrecognised rig",
+            ) from None
+    return rigs[tuple(joint_names)]
 
-    motion = load_bvh(path)
-    if npy_skeleton is not None and npy_skeleton.joint_names == motion.joint_names:
-        return npy_skeleton
-    try:
-        return skeleton_from_bvh(motion)
-    except ValueError as err:
-        raise ValueError(
-            f"{path}: {err} On the command line, pass --skeleton with a JSON skeleton listing this rig's "
-            "joint names and chains."
-        ) from None
 
-
-def file_skeletons(files: list[str], skeleton: str | None) -> list:
-    """Each file's skeleton; None stands for the model's (`.npy` files without `--skeleton`)."""
+def scan_files(files: list[str], skeleton: str | None, fps: float | None, run: Run) -> list[MotionInput]:
+    """Every file read and checked once, with its skeleton and frame rate; the others are recorded in `run.skipped`."""
     from motionpatches.processors import resolve_skeleton
 
-    npy_skeleton = resolve_skeleton(skeleton) if skeleton else None
-    return [bvh_skeleton(path, npy_skeleton) if is_bvh(path) else npy_skeleton for path in files]
+    given = resolve_skeleton(skeleton) if skeleton else None
+    options = file_options_for_skeleton(run.options, given)  # SMPL files scanned in the joint set later read
+    rigs = {}
+
+    def scan(index: int, path: str) -> MotionInput:
+        motion = read_positions(path, options)
+        file_skeleton = rig_skeleton(path, motion.joint_names, given, run.options, rigs) if is_bvh(path) else given
+        return MotionInput(index, path, file_skeleton, motion.fps or fps)
+
+    scanned = (run.attempt(path, scan, index, path) for index, path in enumerate(files))
+    return [item for item in scanned if item is not None]
 
 
 def skeleton_key(skeleton) -> tuple | None:
@@ -126,60 +127,84 @@ def skeleton_key(skeleton) -> tuple | None:
     return skeleton.joint_names, tuple(sorted(skeleton.chains.items()))
 
 
-def skeleton_groups(skeletons: list) -> dict:
-    """{key: (skeleton, indices of its files)}, in order of first appearance."""
+def skeleton_groups(inputs: list[MotionInput]) -> dict:
+    """{key: (skeleton, its inputs)}, in order of first appearance."""
     groups = {}
-    for index, skeleton in enumerate(skeletons):
-        groups.setdefault(skeleton_key(skeleton), (skeleton, []))[1].append(index)
+    for item in inputs:
+        groups.setdefault(skeleton_key(item.skeleton), (item.skeleton, []))[1].append(item)
     return groups
 
 
-def processor_for(processor, skeleton, files: list[str], fps: float | None):
-    """The model's processor, or one for `skeleton` with the statistics of `files` when that is another skeleton."""
-    model_skeleton = processor.feature_extractor.skeleton
-    if skeleton is None or skeleton_key(skeleton) == skeleton_key(model_skeleton):
+def read_input(item: MotionInput, feature_extractor, run: Run) -> np.ndarray | None:
+    """The positions of a scanned file checked against the skeleton of `feature_extractor`, read as it reads
+    files (SMPL files give its joint set), or None once recorded (the file may have changed since the scan)."""
+    skeleton = feature_extractor.skeleton
+    options = file_options_for_skeleton(run.options, skeleton)
+    num_joints = skeleton.num_joints
+    motion = run.attempt(item.path, read_positions, item.path, options, num_joints)
+    return None if motion is None else motion.values
+
+
+def processor_for(processor, skeleton, group: list[MotionInput], run: Run):
+    """The model's processor, or one for `skeleton` with the statistics of `group` when that is another skeleton."""
+    if skeleton is None or skeleton_key(skeleton) == skeleton_key(processor.feature_extractor.skeleton):
         return processor
     feature_extractor = processor.feature_extractor.for_skeleton(skeleton)
-    feature_extractor.fit_statistics(_motions_at_model_rate(feature_extractor, files, fps))
+    feature_extractor.fit_statistics(_motions_at_model_rate(feature_extractor, group, run))
     return type(processor)(feature_extractor=feature_extractor, tokenizer=processor.tokenizer)
 
 
-def _motions_at_model_rate(feature_extractor, files, fps):
-    from motionpatches.processors.bvh import load_bvh
-    from motionpatches.processors.feature_extraction_motionpatches import load_motion, resample_frame_rate
+def _motions_at_model_rate(feature_extractor, group: list[MotionInput], run: Run):
+    from motionpatches.processors.feature_extraction_motionpatches import resample_frame_rate
 
-    for index, path in enumerate(files):
-        if is_bvh(path):
-            motion = load_bvh(path)
-            yield resample_frame_rate(motion.positions, motion.fps, feature_extractor.fps)
-        else:
-            yield resample_frame_rate(load_motion(path, index), fps or feature_extractor.fps, feature_extractor.fps)
+    for item in group:
+        values = read_input(item, feature_extractor, run)
+        if values is not None:
+            yield resample_frame_rate(values, item.fps or feature_extractor.fps, feature_extractor.fps)
 
 
 # ----------------------------------------------------------------------------- embedding
 @torch.inference_mode()
-def embed_motions(model, processor, files: list[str], fps: float | None, batch_size: int = 64) -> np.ndarray:
-    embeddings = []
-    for start in range(0, len(files), batch_size):
-        batch = files[start : start + batch_size]
-        # --fps describes .npy files; a BVH file carries its own frame rate
-        rates = [None if is_bvh(path) else fps for path in batch]
-        inputs = processor(motions=batch, motion_fps=rates, return_tensors="pt")
-        features = model.get_motion_features(motion_values=inputs["motion_values"]).pooler_output
-        embeddings.append(torch.nn.functional.normalize(features, dim=-1).float().numpy())
-    return np.concatenate(embeddings)
+def embed_arrays(model, processor, arrays: list[np.ndarray], rates: list) -> np.ndarray:
+    inputs = processor(motions=arrays, motion_fps=rates, return_tensors="pt")
+    features = model.get_motion_features(motion_values=inputs["motion_values"]).pooler_output
+    return torch.nn.functional.normalize(features, dim=-1).float().numpy()
 
 
-def embed_files(model, processor, files: list[str], skeletons: list, fps: float | None, batch_size: int) -> np.ndarray:
-    """Every file's embedding, in the order of `files`, each skeleton group through its own feature extractor."""
-    embeddings = None
-    for skeleton, indices in skeleton_groups(skeletons).values():
-        group = [files[i] for i in indices]
-        vectors = embed_motions(model, processor_for(processor, skeleton, group, fps), group, fps, batch_size)
-        if embeddings is None:
-            embeddings = np.empty((len(files), vectors.shape[1]), dtype=vectors.dtype)
-        embeddings[indices] = vectors
-    return embeddings
+def embed_one(model, processor, item: MotionInput, values: np.ndarray) -> np.ndarray:
+    try:
+        return embed_arrays(model, processor, [values], [item.fps])[0]
+    except ValueError as err:  # e.g. features beyond the model's range: a unit mistake in this file
+        raise MotionFileError(item.path, f"{item.path}: {err}", "refused by the processor") from None
+
+
+def embed_loaded(model, processor, loaded: list[tuple[MotionInput, np.ndarray]], run: Run) -> dict[int, np.ndarray]:
+    """{input index: embedding}; a batch the processor refuses is embedded again file by file, so that only the
+    file it refuses is lost."""
+    if len(loaded) == 1:
+        item, values = loaded[0]
+        vector = run.attempt(item.path, embed_one, model, processor, item, values)
+        return {} if vector is None else {item.index: vector}
+    try:
+        vectors = embed_arrays(model, processor, [values for _, values in loaded], [item.fps for item, _ in loaded])
+    except ValueError:
+        return {index: v for one in loaded for index, v in embed_loaded(model, processor, [one], run).items()}
+    return {item.index: vector for (item, _), vector in zip(loaded, vectors)}
+
+
+def embed_inputs(model, processor, inputs: list[MotionInput], batch_size: int, run: Run) -> dict[int, np.ndarray]:
+    """{input index: embedding} of every input that could be embedded, each skeleton group through its own
+    feature extractor; the files are read again batch by batch, so memory holds one batch."""
+    embedded = {}
+    for skeleton, group in skeleton_groups(inputs).values():
+        group_processor = processor_for(processor, skeleton, group, run)
+        extractor = group_processor.feature_extractor
+        for start in range(0, len(group), batch_size):
+            batch = [(item, read_input(item, extractor, run)) for item in group[start : start + batch_size]]
+            loaded = [(item, values) for item, values in batch if values is not None]
+            if loaded:
+                embedded.update(embed_loaded(model, group_processor, loaded, run))
+    return embedded
 
 
 @torch.inference_mode()
@@ -212,17 +237,23 @@ def build_parser() -> argparse.ArgumentParser:
         ("search", "rank motions by a text query"),
     ):
         command = commands.add_parser(name, help=help_text)
-        command.add_argument("paths", nargs="+", help=".npy / .bvh files or folders of them")
+        command.add_argument("paths", nargs="+", help=".npy / .bvh / .npz files or folders of them (may mix)")
         command.add_argument("--model", required=True, help="saved model folder or Hub id")
-        command.add_argument("--fps", type=positive_fps, help="frame rate of .npy motions (default: the model's)")
+        command.add_argument(
+            "--fps", type=positive_fps, help="frame rate of files that carry none, e.g. .npy (default: the model's)"
+        )
         command.add_argument(
             "--skeleton",
-            help="skeleton of the .npy files: preset or JSON (default: the model's); BVH files use their rig",
+            help="skeleton of the .npy / .npz files: preset or JSON (default: the model's); BVH files use their rig",
         )
         command.add_argument("--batch_size", type=positive_int, default=64)
         add_trust_remote_code_argument(command)
+        add_motion_file_arguments(command)
     commands.choices["embed"].add_argument(
-        "--out", required=True, help="output .npz (embeddings, files); .npz is added to a name without a suffix"
+        "--out",
+        required=True,
+        help="output .npz (embeddings, files: only the files embedded); .npz is added to a name without a suffix. "
+        f"Skipped files are listed beside it, in <stem>{REPORT_SUFFIX} (JSON)",
     )
     commands.choices["search"].add_argument("--query", required=True, action="append", help="text query (repeatable)")
     commands.choices["search"].add_argument(
@@ -231,24 +262,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args) -> int:
+def run_command(args) -> int:
     out = output_path(args.out, "--out", ".npz") if args.command == "embed" else None
+    run = Run(motion_file_options(args), args.on_error, SkippedFiles())
     files = motion_files(args.paths)
-    skeletons = file_skeletons(files, args.skeleton)
+    inputs = scan_files(files, args.skeleton, args.fps, run)
+    if not inputs:
+        run.skipped.print()
+        raise ValueError(f"none of the {len(files)} motion files could be read (listed above); nothing was written")
     model, processor = load_model_and_processor(args.model, trust_remote_code=args.trust_remote_code)
-    motions = embed_files(model, processor, files, skeletons, args.fps, args.batch_size)
-    if out is not None:
-        write_embeddings(out, motions, files)
-        print(f"{len(files)} motion embeddings ({motions.shape[1]}-d) written to {out}")
+    embedded = embed_inputs(model, processor, inputs, args.batch_size, run)
+    run.skipped.read = len(embedded)
+    if not embedded:
+        run.skipped.print()
+        raise ValueError(f"none of the {len(files)} motion files could be embedded (listed above); nothing was written")
+    order = sorted(embedded)
+    motions, paths = np.stack([embedded[i] for i in order]), [files[i] for i in order]
+    if out is None:
+        print_search(args.query, embed_texts(model, processor, args.query), motions, paths, args.top_k)
     else:
-        print_search(args.query, embed_texts(model, processor, args.query), motions, files, args.top_k)
+        write_embeddings(out, motions, paths)
+        print(f"{len(paths)} motion embeddings ({motions.shape[1]}-d) written to {out}")
+    report_skipped(run.skipped, out)
     return 0
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run(args)
+        return run_command(args)
     except (OSError, ValueError, TypeError) as err:
         print(f"motionpatches: {err}", file=sys.stderr)
         return 2

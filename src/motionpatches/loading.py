@@ -10,16 +10,10 @@ import os
 from safetensors import SafetensorError, safe_open
 from transformers import AutoModel, AutoProcessor
 
-TRUST_REMOTE_CODE_HELP = (
-    "run Python code saved in the model folder or Hub repository (its auto_map); motionpatches models need "
-    "none, so only pass this for a model whose code you have read and trust"
-)
+# the flag lives with the other shared arguments; importable from here as before
+from motionpatches.arguments import TRUST_REMOTE_CODE_HELP, add_trust_remote_code_argument  # noqa: F401
+
 SAVED_BY = "a folder written by save_pretrained (training/train.py --output_dir, the converter's --output_dir)"
-
-
-def add_trust_remote_code_argument(parser) -> None:
-    """The same opt-in flag, off by default, on every command that loads a model."""
-    parser.add_argument("--trust_remote_code", action="store_true", help=TRUST_REMOTE_CODE_HELP)
 
 
 def looks_like_a_path(name_or_path: str) -> bool:

@@ -21,13 +21,15 @@ import numpy as np
 
 from motionpatches.processors.feature_extraction_motionpatches import resample_frame_rate
 from motionpatches.processors.motion_files import MotionFileError, check_fps
-from motionpatches.processors.motion_readers import read_motion_file
+from motionpatches.processors.motion_readers import MotionFileOptions, read_motion_file
 
 from .common import SPLIT_FILES, TARGET_FPS, describe_examples, describe_skipped, read_split_ids
 
 logger = logging.getLogger(__name__)
 
 NUM_JOINTS = 22
+# InterGen's rows (positions first, then other features) are read as stored, not as HumanML3D feature rows
+INTERGEN_ROWS = MotionFileOptions(motion_format="joints")
 FEATURES = datasets.Features(
     {
         "id": datasets.Value("string"),
@@ -57,7 +59,7 @@ def _rows(root: str, ids: list[str], fps: float, skipped: dict, examples: dict):
             skipped["missing file"] += 1
             continue
         try:
-            people = [joint_positions(read_motion_file(p).values) for p in paths]
+            people = [joint_positions(read_motion_file(p, INTERGEN_ROWS).values) for p in paths]
         except MotionFileError as err:
             skipped[err.reason] = skipped.get(err.reason, 0) + 1
             examples.setdefault(err.reason, str(err))
