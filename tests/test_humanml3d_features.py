@@ -145,3 +145,19 @@ def test_a_dataset_folder_of_rows_loads_as_joints(tmp_path, sample_motion):
     data = load_motion_folder(str(root), skeleton="humanml3d", fps=20.0)
     loaded = data["test"].with_format("numpy")
     np.testing.assert_allclose(loaded[1]["motion"], expected_round_trip(turning(sample_motion)), atol=1e-4, rtol=0)
+
+
+def test_the_command_line_embeds_rows_as_the_positions_they_came_from(tmp_path, sample_motion, saved_tiny_model, cli):
+    """`motionpatches embed` on a folder of rows and of the positions they encode gives the same embeddings."""
+    motion = turning(sample_motion, turns=0.6)
+    folder = tmp_path / "motions"
+    folder.mkdir()
+    np.save(folder / "a_rows.npy", features_from_positions(motion))
+    np.save(folder / "b_positions.npy", expected_round_trip(motion).astype(np.float32))
+    out = tmp_path / "embeddings.npz"
+    result = cli("embed", folder, "--model", saved_tiny_model, "--out", out)
+    assert result.returncode == 0, result.stderr
+    saved = np.load(out)
+    assert [name.rsplit("/", 1)[-1] for name in saved["files"]] == ["a_rows.npy", "b_positions.npy"]
+    np.testing.assert_allclose(saved["embeddings"][0], saved["embeddings"][1], atol=1e-4, rtol=0)
+    assert "skipped 0" in result.stderr
