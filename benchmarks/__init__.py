@@ -5,11 +5,12 @@
     python -m benchmarks.inference           # embeddings per second, ours vs a plain PyTorch forward
     python -m benchmarks.training_step       # one training step, ours vs a plain PyTorch step; the demo's step
     python -m benchmarks.scale_out           # an epoch on this CPU, on 1 and on 8 GPUs, on paper
+    python -m benchmarks.search              # MotionIndex queries at 1M x 256: exact, IVF, HNSW vs re-embedding, argsort
 
 Each takes `--quick` (the seconds-long smoke run the tests use) and `--no-write` (print only; otherwise the
 tables are appended to `benchmarks/RESULTS.md`).
 
-Scripts: the five modules above, one benchmark each; none imports another. Shared code:
+Scripts: the six modules above, one benchmark each; none imports another. Shared code:
 `results` (timing, memory and CPU-load measurement, machine description, tables, RESULTS.md),
 `models` (the model sizes, their inputs and our training objective) and `plain_networks` (the plain
 PyTorch re-implementation the model benchmarks compare against).

@@ -43,11 +43,26 @@ def package_modules() -> dict[str, Path]:
     return modules
 
 
-def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
-    """The package modules `name` imports anywhere in its file (also inside functions and try blocks)."""
+def module_level_nodes(tree: ast.AST):
+    """Every node outside function bodies: what runs when the module is imported."""
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        yield node
+        pending += [
+            child
+            for child in ast.iter_child_nodes(node)
+            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        ]
+
+
+def imported_modules(name: str, path: Path, known: set[str], module_level_only: bool = False) -> set[str]:
+    """The package modules `name` imports anywhere in its file (also inside functions and try blocks), or only
+    at import time with `module_level_only`."""
     is_package = path.name == "__init__.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in module_level_nodes(tree) if module_level_only else ast.walk(tree):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -93,18 +108,28 @@ def test_no_import_cycles():
     assert "motionpatches.training.train" in graph and len(graph) > 30  # the walk saw the package
 
 
+# The two applications on top of the library may load the dataset catalog (`--dataset_name demo`) inside the
+# function of the command that needs it, so that nothing else imports the trainer; never at import time.
+APPLICATIONS = ("motionpatches.cli", "motionpatches.app")
+
+
 def test_the_library_never_imports_the_trainer():
     """As in open_clip: the model, its processor and the tools around them work without `training`."""
     modules = package_modules()
     library = [name for name in modules if not name.startswith("motionpatches.training")]
-    offenders = {
-        name: sorted(
-            t for t in imported_modules(name, modules[name], set(modules)) if t.startswith("motionpatches.training")
-        )
-        for name in library
-    }
+    offenders = {}
+    for name in library:
+        imported = imported_modules(name, modules[name], set(modules), module_level_only=name in APPLICATIONS)
+        offenders[name] = sorted(target for target in imported if target.startswith("motionpatches.training"))
     assert {name: found for name, found in offenders.items() if found} == {}
     assert "motionpatches.cli" in library and "motionpatches.processors.bvh" in library
+
+
+def test_the_applications_load_the_trainer_only_when_a_command_needs_it(tmp_path, offline_env):
+    check = "import sys, motionpatches.cli, motionpatches.app; print(any(m.startswith('motionpatches.training') for m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", check], env=offline_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "False"
 
 
 def test_remote_code_files_import_only_their_own_folder():

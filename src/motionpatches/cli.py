@@ -1,7 +1,15 @@
-"""`motionpatches`: embed motion files with a saved model, or search them by text.
+"""`motionpatches`: embed motion files with a saved model, index them once, search them by text or by motion.
 
     motionpatches embed --model DIR motions/ extra.bvh --out embeddings.npz
     motionpatches search --model DIR motions/ --query "a person waves with the left hand" --top_k 5
+    motionpatches index --model DIR motions/ --out motions-index          # or --dataset_name demo --split test
+    motionpatches search --index motions-index --query "a person waves with the left hand" --motion clip.bvh
+    motionpatches app --model DIR --index motions-index                    # the web app (extra `app`)
+
+`search` with folders embeds them on every call; `index` embeds them once into a `MotionIndex` folder (a
+`datasets.Dataset` with a FAISS index, see `motionpatches.index`), and running it again on the same `--out`
+embeds only new or changed files. `search --index` answers text queries (`--query`), motion queries
+(`--motion`, similar motions) and, with `--captions`, ranks the index's captions for each `--motion`.
 
 Motions are `.npy` joint positions `(T, J, 3)` (or HumanML3D / KIT-ML feature rows, `--motion_format`),
 `.bvh` files, or `.npz` SMPL-family parameters (`--body_model_dir`); one folder may mix them. `--fps` gives
@@ -36,6 +44,7 @@ from motionpatches.arguments import (
     positive_int,
 )
 from motionpatches.atomic import atomic_path
+from motionpatches.index import INDEX_FILE, INDEX_TYPES, MotionIndex, check_index_folder, push_index
 from motionpatches.loading import load_model_and_processor
 from motionpatches.processors.motion_files import MotionFileError
 from motionpatches.processors.motion_readers import file_options_for_skeleton
@@ -226,19 +235,177 @@ def print_search(queries: list[str], text_embeddings: np.ndarray, motions: np.nd
             print(f"  {rank:>2}. {scores[index]:.3f}  {files[index]}")
 
 
-# ----------------------------------------------------------------------------- command line
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="motionpatches", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+# ----------------------------------------------------------------------------- indexes
+def index_folder(path: str) -> str:
+    """`--out` of `index`: a folder (made if missing) in an existing, writable folder; checked before any work."""
+    path = os.path.normpath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"--out {path}: the folder {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK):
+        raise PermissionError(f"--out {path}: the folder {parent} is not writable")
+    return check_index_folder(path)
+
+
+def load_dataset_rows(args, run: Run):
+    """The rows (`id`, `motion`, `captions`) of `--dataset_name`'s `--split`, for `index`.
+
+    The dataset catalog and the demo generator belong to the training package, which the library never
+    imports. The command line is an application and only this flag needs them, so the catalog is imported
+    here, when the flag is given: every other use of `motionpatches` (and of this command) runs without
+    loading `motionpatches.training` (tests/test_packaging.py checks both).
+    """
+    from motionpatches.training.data.catalog import load_named_dataset
+
+    splits, _ = load_named_dataset(
+        args.dataset_name, dataset_dir=args.dataset_dir, options=run.options, on_error=run.on_error, skipped=run.skipped
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    if args.split not in splits:
+        raise ValueError(f"dataset {args.dataset_name!r} has no split {args.split!r}; it has {sorted(splits)}")
+    rows = splits[args.split]
+    return rows.select_columns([c for c in ("id", "motion", "captions", "fps") if c in rows.column_names])
+
+
+def previous_index(out: str) -> MotionIndex | None:
+    """The index already at `--out`, whose unchanged motions need no embedding; None when there is none or
+    it cannot be read (it is then replaced whole)."""
+    if not os.path.isfile(os.path.join(out, INDEX_FILE)):
+        return None
+    try:
+        return MotionIndex.load(out)
+    except (OSError, ValueError, ImportError) as err:
+        print(f"the index at {out} cannot be read ({err}); building it anew", file=sys.stderr)
+        return None
+
+
+def distributed_state():
+    """The `Accelerator` of an `accelerate launch` with several processes, else None (no process group to set up).
+
+    Processes that accelerate would run each alone (no GPU, and ACCELERATE_USE_CPU=1 not set) are refused: each
+    would embed the whole gallery and write the same index."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched == 1:
+        return None
+    from accelerate import Accelerator
+
+    accelerator = Accelerator()  # reads ACCELERATE_USE_CPU, which accelerate's PartialState alone does not
+    if launched > accelerator.num_processes:
+        raise ValueError(
+            f"{launched} processes were launched, but accelerate found no GPU for them and would run each alone. "
+            f"On CPU: ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes {launched} -m motionpatches.cli index ..."
+        )
+    return accelerator
+
+
+def run_index(args) -> int:
+    if bool(args.paths) == bool(args.dataset_name):
+        raise ValueError("index needs motion files or folders, or --dataset_name (not both)")
+    out = index_folder(args.out)
+    run = Run(motion_file_options(args), args.on_error, SkippedFiles())
+    sources = load_dataset_rows(args, run) if args.dataset_name else motion_files(args.paths)
+    model, processor = load_model_and_processor(args.model, trust_remote_code=args.trust_remote_code)
+    state = distributed_state()
+    if state is not None:
+        model.to(state.device)
+    index = MotionIndex.build(
+        model,
+        processor,
+        sources,
+        file_options=run.options,
+        on_error=run.on_error,
+        skipped=run.skipped,
+        batch_size=args.batch_size,
+        index_type=args.index_type,
+        previous=previous_index(out),
+        accelerator=state,
+        model_name_or_path=args.model,
+    )
+    if state is not None and not state.is_main_process:
+        return 0  # the main process writes the index
+    if args.dataset_name:
+        index.info["source"] = f"dataset {args.dataset_name}, split {args.split}"
+    index.save(out)
+    counts = index.build_counts
+    shards = counts["shard_sizes"]
+    on = f" on {len(shards)} processes ({' + '.join(map(str, shards))} motions)" if len(shards) > 1 else ""
+    print(f"{len(index)} motions indexed in {out}: {counts['embedded']} embedded{on}, {counts['reused']} unchanged")
+    report_skipped(run.skipped, out)
+    if args.push_to_hub:
+        push_index(out, args.push_to_hub)
+        print(f"pushed {out} to the dataset repository {args.push_to_hub}")
+    return 0
+
+
+def load_search_index(args) -> MotionIndex:
+    model = processor = None
+    if args.model:
+        model, processor = load_model_and_processor(args.model, trust_remote_code=args.trust_remote_code)
+    index = MotionIndex.load(args.index, trust_remote_code=args.trust_remote_code)
+    if model is not None:
+        index.use_model(model, processor, args.model)
+    index.set_search_parameters(nprobe=args.nprobe, ef_search=args.ef_search)
+    return index
+
+
+def hit_line(rank: int, hit) -> str:
+    described = hit.captions[0] if hit.captions else (hit.path or "")
+    return f"  {rank:>2}. {hit.score:.3f}  {hit.id}  {described}".rstrip()
+
+
+def run_index_search(args) -> int:
+    if not args.query and not args.motion:
+        raise ValueError("search --index needs --query TEXT or --motion FILE (each repeatable)")
+    if args.captions and not args.motion:
+        raise ValueError("--captions ranks the index's captions for each --motion FILE; give one")
+    index = load_search_index(args)
+    options = motion_file_options(args)
+    for query, hits in zip(args.query or [], index.search_text(args.query, args.top_k) if args.query else []):
+        print(f'"{query}"')
+        print("\n".join(hit_line(rank, hit) for rank, hit in enumerate(hits, start=1)))
+    if args.motion and args.captions:
+        for path, pairs in zip(args.motion, index.search_captions(args.motion, args.top_k, file_options=options)):
+            print(f"motion {path}")
+            print("\n".join(f"  {rank:>2}. {score:.3f}  {text}" for rank, (text, score) in enumerate(pairs, start=1)))
+    elif args.motion:
+        rates = [args.fps if path.lower().endswith(".npy") else None for path in args.motion]  # others carry theirs
+        hits = index.search_motion(args.motion, args.top_k, file_options=options, motion_fps=rates)
+        for path, found in zip(args.motion, hits):
+            print(f"motion {path}")
+            print("\n".join(hit_line(rank, hit) for rank, hit in enumerate(found, start=1)))
+    return 0
+
+
+def run_app(args) -> int:
+    """The web app lives in `motionpatches.app` (extra `app`: Gradio), imported only when asked for."""
+    try:
+        from motionpatches import app
+    except ImportError as err:
+        raise ImportError(f'the app needs Gradio ({err}): pip install "motionpatches[app]"') from err
+    return app.run(args)
+
+
+# ----------------------------------------------------------------------------- command line
+def add_model_arguments(command, required: bool = True, help_text: str = "saved model folder or Hub id") -> None:
+    command.add_argument("--model", required=required, help=help_text)
+    add_trust_remote_code_argument(command)
+
+
+def add_embed_and_search_parsers(commands) -> None:
     for name, help_text in (
         ("embed", "write motion embeddings to an .npz file"),
-        ("search", "rank motions by a text query"),
+        ("search", "rank motions by a text query: files and folders, or an index (--index)"),
     ):
         command = commands.add_parser(name, help=help_text)
-        command.add_argument("paths", nargs="+", help=".npy / .bvh / .npz files or folders of them (may mix)")
-        command.add_argument("--model", required=True, help="saved model folder or Hub id")
+        is_search = name == "search"
+        command.add_argument(
+            "paths", nargs="*" if is_search else "+", help=".npy / .bvh / .npz files or folders of them (may mix)"
+        )
+        add_model_arguments(
+            command,
+            required=not is_search,
+            help_text="saved model folder or Hub id"
+            + (" (with --index: default the index's own)" if is_search else ""),
+        )
         command.add_argument(
             "--fps", type=positive_fps, help="frame rate of files that carry none, e.g. .npy (default: the model's)"
         )
@@ -247,7 +414,6 @@ def build_parser() -> argparse.ArgumentParser:
             help="skeleton of the .npy / .npz files: preset or JSON (default: the model's); BVH files use their rig",
         )
         command.add_argument("--batch_size", type=positive_int, default=64)
-        add_trust_remote_code_argument(command)
         add_motion_file_arguments(command)
     commands.choices["embed"].add_argument(
         "--out",
@@ -255,14 +421,90 @@ def build_parser() -> argparse.ArgumentParser:
         help="output .npz (embeddings, files: only the files embedded); .npz is added to a name without a suffix. "
         f"Skipped files are listed beside it, in <stem>{REPORT_SUFFIX} (JSON)",
     )
-    commands.choices["search"].add_argument("--query", required=True, action="append", help="text query (repeatable)")
-    commands.choices["search"].add_argument(
-        "--top_k", type=positive_int, default=5, help="results per query (1 or more)"
+    search = commands.choices["search"]
+    search.add_argument("--query", action="append", help="text query (repeatable)")
+    search.add_argument("--top_k", type=positive_int, default=5, help="results per query (1 or more)")
+    search.add_argument("--index", help="an index folder written by `motionpatches index`, instead of paths")
+    search.add_argument(
+        "--motion", action="append", help="with --index: a motion file to find similar motions to (repeatable)"
     )
+    search.add_argument("--captions", action="store_true", help="with --motion: rank the index's captions instead")
+    search.add_argument(
+        "--nprobe", type=positive_int, help="ivf indexes: lists visited per query (more: better recall)"
+    )
+    search.add_argument("--ef_search", type=positive_int, help="hnsw indexes: search breadth (more: better recall)")
+
+
+def add_index_parser(commands) -> None:
+    command = commands.add_parser("index", help="embed motions once into a searchable index folder")
+    command.add_argument("paths", nargs="*", help=".npy / .bvh / .npz files or folders of them (may mix)")
+    add_model_arguments(command)
+    command.add_argument("--dataset_name", help="instead of paths: demo, humanml3d, kit, or a folder in that layout")
+    command.add_argument("--dataset_dir", help="folder of humanml3d / kit data")
+    command.add_argument("--split", default="test", help="the dataset's split to index (default: test)")
+    command.add_argument(
+        "--out",
+        required=True,
+        help=f"the index folder; run again on it, only new or changed files are embedded. Skipped files are "
+        f"listed beside it, in <folder>{REPORT_SUFFIX}",
+    )
+    command.add_argument(
+        "--index_type", default="flat", choices=INDEX_TYPES, help="flat: exact; ivf, hnsw: approximate"
+    )
+    command.add_argument("--push_to_hub", metavar="REPO", help="upload the index as this Hub dataset repository")
+    command.add_argument("--batch_size", type=positive_int, default=64)
+    add_motion_file_arguments(command)
+
+
+def add_app_parser(commands) -> None:
+    command = commands.add_parser("app", help="the search web app over an index (extra `app`)")
+    add_model_arguments(command, required=False, help_text="saved model folder or Hub id (default: the index's own)")
+    command.add_argument("--index", required=True, help="an index folder written by `motionpatches index`")
+    command.add_argument("--dataset_name", help="build the index from this dataset (e.g. demo) when it is missing")
+    command.add_argument("--host", default="127.0.0.1")
+    command.add_argument("--port", type=positive_int, default=7860)
+    command.add_argument("--top_k", type=positive_int, default=8, help="results shown at first")
+    add_motion_file_arguments(command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="motionpatches", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_embed_and_search_parsers(commands)
+    add_index_parser(commands)
+    add_app_parser(commands)
     return parser
 
 
 def run_command(args) -> int:
+    if args.command == "index":
+        return run_index(args)
+    if args.command == "app":
+        return run_app(args)
+    if args.command == "search" and args.index:
+        if args.paths:
+            raise ValueError("search takes motion files and folders, or --index, not both")
+        return run_index_search(args)
+    if args.command == "search":
+        check_folder_search(args)
+    return run_files_command(args)
+
+
+def check_folder_search(args) -> None:
+    if args.motion or args.captions:
+        raise ValueError(
+            "--motion and --captions search an index: pass --index DIR (build one with `motionpatches index`)"
+        )
+    missing = [
+        flag for flag, value in (("paths", args.paths), ("--model", args.model), ("--query", args.query)) if not value
+    ]
+    if missing:
+        raise ValueError(f"search without --index needs {', '.join(missing)}")
+
+
+def run_files_command(args) -> int:
     out = output_path(args.out, "--out", ".npz") if args.command == "embed" else None
     run = Run(motion_file_options(args), args.on_error, SkippedFiles())
     files = motion_files(args.paths)
@@ -291,7 +533,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run_command(args)
-    except (OSError, ValueError, TypeError) as err:
+    except (OSError, ValueError, TypeError, ImportError) as err:
         print(f"motionpatches: {err}", file=sys.stderr)
         return 2
 
