@@ -22,7 +22,7 @@ import json
 
 import numpy as np
 
-from motionpatches.arguments import add_trust_remote_code_argument, output_path, positive_int
+from motionpatches.arguments import add_threads_argument, add_trust_remote_code_argument, output_path, positive_int
 from motionpatches.atomic import atomic_path, write_text_atomically
 from motionpatches.loading import load_or_exit
 from motionpatches.retrieval import (
@@ -32,6 +32,7 @@ from motionpatches.retrieval import (
     sentence_embeddings,
 )
 from motionpatches.skipped import SkippedFiles, report_skipped
+from motionpatches.threads import configure_threads
 from motionpatches.training.data.catalog import add_dataset_arguments, load_dataset_from_args
 from motionpatches.training.evaluation import embed_split, score_embeddings
 from motionpatches.training.skeleton_transfer import processor_for_dataset
@@ -94,6 +95,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model_name_or_path", required=True)
     add_trust_remote_code_argument(p)
+    add_threads_argument(p)
     add_dataset_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the demo dataset")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
@@ -123,6 +125,7 @@ def write_outputs(metrics: dict, embeddings: dict, metrics_file: str | None, emb
 
 def main(argv=None):
     args = parse_args(argv)
+    configure_threads(args.num_threads)
     metrics_file, embeddings_file = checked_outputs(args)
     if args.protocol == "dissimilar" and not args.subset_ids:
         raise SystemExit("error: protocol 'dissimilar' needs --subset_ids (a file with one id per line)")

@@ -34,6 +34,7 @@ import numpy as np
 
 from motionpatches.arguments import (
     add_motion_file_arguments,
+    add_threads_argument,
     add_trust_remote_code_argument,
     motion_file_options,
     output_path,
@@ -44,6 +45,7 @@ from motionpatches.atomic import atomic_path, write_text_atomically
 from motionpatches.loading import load_or_exit
 from motionpatches.processors.motion_readers import MotionFileOptions, file_options_for_skeleton
 from motionpatches.skipped import SkippedFiles, report_skipped
+from motionpatches.threads import configure_threads
 from motionpatches.training.data.catalog import demo_sizes
 from motionpatches.training.data.classification import BABEL_LABEL_KEYS, TARGET_FPS, load_babel, load_label_csv
 from motionpatches.zero_shot import (
@@ -158,6 +160,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model_name_or_path", required=True)
     add_trust_remote_code_argument(p)
+    add_threads_argument(p)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--csv", help="CSV with columns file,label[,start,end] (seconds)")
     source.add_argument("--babel_json", help="a BABEL split file, e.g. val.json")
@@ -206,6 +209,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    configure_threads(args.num_threads)
     outputs = checked_outputs(args)
     label_text = read_label_text(args.label_text)
     build_prompts(["label"], args.template)  # a template without {label} fails before any work

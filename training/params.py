@@ -3,7 +3,7 @@
 import argparse
 import json
 
-from motionpatches.arguments import add_trust_remote_code_argument
+from motionpatches.arguments import add_threads_argument, add_trust_remote_code_argument
 from motionpatches.training.data.catalog import add_dataset_arguments
 
 DESCRIPTION = """Train a Motion Patches text<->motion model with accelerate.
@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning_rate_heads", type=float)
     train.add_argument("--warmup_steps", type=int, default=0)
     train.add_argument("--seed", type=int, default=0)
+    add_threads_argument(train)
     train.add_argument("--eval_steps", type=int, help="validate every N steps (default: every epoch)")
     train.add_argument("--checkpointing_steps", type=int, help="save accelerate state every N steps")
     train.add_argument(

@@ -46,6 +46,7 @@ from motionpatches.loading import load_or_exit
 from motionpatches.modeling_motionpatches import create_motion_backbone
 from motionpatches.retrieval import format_metrics_table
 from motionpatches.skipped import SkippedFiles
+from motionpatches.threads import configure_threads
 from motionpatches.tiny import build_word_tokenizer, minilm_path
 from motionpatches.training.batching import EpochPermutationSampler, EpochSeededRows, MotionTextCollator
 from motionpatches.training.checkpoints import (
@@ -162,6 +163,7 @@ def setup_accelerator(args) -> Accelerator:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         level=logging.INFO if accelerator.is_main_process else logging.WARNING,
     )
+    configure_threads(args.num_threads)
     set_seed(args.seed)
     return accelerator
 

@@ -78,6 +78,17 @@ def add_trust_remote_code_argument(parser) -> None:
     parser.add_argument("--trust_remote_code", action="store_true", help=TRUST_REMOTE_CODE_HELP)
 
 
+def add_threads_argument(parser) -> None:
+    """CPU threads for PyTorch; the default (all cores this process may use, shared among the machine's
+    processes, unless OMP_NUM_THREADS was chosen) is motionpatches.threads'."""
+    parser.add_argument(
+        "--num_threads",
+        type=positive_int,
+        help="PyTorch CPU threads per process (default: available cores / processes on this machine, or the "
+        "OMP_NUM_THREADS or --num_cpu_threads_per_process you gave; not accelerate launch's default of 1)",
+    )
+
+
 def add_motion_file_arguments(parser) -> None:
     """What a motion file does not say about itself, and what to do with a file that cannot be read; in a group of
     their own, or in the group given (argparse deprecates groups within groups)."""

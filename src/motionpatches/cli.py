@@ -28,6 +28,7 @@ Models are loaded without running code saved in their folder; `--trust_remote_co
 """
 
 import argparse
+import logging
 import os
 import sys
 from typing import NamedTuple
@@ -37,6 +38,7 @@ import torch
 
 from motionpatches.arguments import (
     add_motion_file_arguments,
+    add_threads_argument,
     add_trust_remote_code_argument,
     motion_file_options,
     output_path,
@@ -49,6 +51,7 @@ from motionpatches.loading import load_model_and_processor
 from motionpatches.processors.motion_files import MotionFileError
 from motionpatches.processors.motion_readers import file_options_for_skeleton
 from motionpatches.skipped import REPORT_SUFFIX, SkippedFiles, bvh_rig, read_positions, report_skipped
+from motionpatches.threads import configure_threads
 
 MOTION_SUFFIXES = (".npy", ".bvh", ".npz")
 
@@ -388,6 +391,7 @@ def run_app(args) -> int:
 def add_model_arguments(command, required: bool = True, help_text: str = "saved model folder or Hub id") -> None:
     command.add_argument("--model", required=required, help=help_text)
     add_trust_remote_code_argument(command)
+    add_threads_argument(command)
 
 
 def add_embed_and_search_parsers(commands) -> None:
@@ -531,7 +535,10 @@ def run_files_command(args) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(format="%(name)s: %(message)s")
+    logging.getLogger("motionpatches").setLevel(logging.INFO)
     try:
+        configure_threads(args.num_threads)
         return run_command(args)
     except (OSError, ValueError, TypeError, ImportError) as err:
         print(f"motionpatches: {err}", file=sys.stderr)
