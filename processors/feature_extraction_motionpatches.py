@@ -5,13 +5,16 @@ each kinematic chain resampled to N points by linear interpolation, optional fra
 resampling, crop to `num_frames` (first window, or a random one for training) or zero padding.
 All steps are linear per frame, so they are applied as: frame-rate resampling, crop, then one
 matrix product per channel that z-scores and resamples every chain at once (the z-score folded
-into the resampling matrix, its offset carried by a constant-1 column that padding frames lack,
-so padding stays zero) -- the same numbers as the stated order, without touching frames that the
+into the resampling matrix, its offset carried by a constant-1 column; padding frames are zero-filled,
+not multiplied) -- the same numbers as the stated order, without touching frames that the
 crop throws away. Frame-rate resampling too computes only the output frames of the crop window, so
-memory follows `num_frames`, not the length or rate of the input.
+memory follows `num_frames`, not the length or rate of the input; and the float32 conversion and the
+NaN/inf and magnitude checks run on the window's frames only (`MotionFrames`): a motion's cost stops
+growing at `num_frames` frames, and a bad value in a discarded frame is never seen.
 
 Bounded inputs: frame rates (`fps`, `motion_fps`, a BVH file's) lie in 1 to 1000 frames per second
-(`motion_files.FPS_RANGE`), and features after normalisation within +-`MAX_FEATURE_MAGNITUDE` (1e6):
+(`motion_files.FPS_RANGE`), and z-scored positions -- so the features, convex combinations of them --
+within +-`MAX_FEATURE_MAGNITUDE` (1e6):
 far above any real motion (z-scores, or raw millimetres without statistics) and far below the float32
 overflow (around 1e19) that would turn the model's embeddings into NaN.
 
@@ -157,51 +160,116 @@ def check_file_options(file_options) -> MotionFileOptions:
     return file_options
 
 
+class MotionFrames:
+    """A motion read but not yet converted or checked: frames become float32 and are checked for NaN/inf only
+    when taken (`frames[start:stop]`, `frames[indices]`), so a crop window costs its own frames however long
+    the motion is -- a float64 file, a float64 tensor or a list of persons is not converted whole first.
+
+    It offers what `resample_frame_rate` and `repeat_frames_to_fps` use of an array (`len`, `shape[0]`,
+    `ndim`, `dtype`, indexing by a slice or an index array), so they take only the frames of the window.
+    `checked=False` skips the NaN/inf test, for callers that test the result themselves (the extractor tests
+    each window once, with its magnitude, and takes the frames again with `checked=True` only to name a bad one).
+    """
+
+    __slots__ = ("parts", "index", "source", "checked")
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, parts: tuple, index: int | None, source=None, checked: bool = True):
+        self.parts = parts  # one (T, J, 3) or (T, P, J, 3) array, or P (T, J, 3) arrays of one sample's persons
+        self.index, self.source = index, source  # what messages name: see `name`
+        self.checked = checked
+
+    @property
+    def name(self) -> str:
+        # built only for a message: on the per-motion path it would cost as much as a check
+        return _describe(self.index, self.source)
+
+    def __len__(self) -> int:
+        return len(self.parts[0])
+
+    @property
+    def shape(self) -> tuple:
+        first = self.parts[0].shape
+        return first if len(self.parts) == 1 else (first[0], len(self.parts), *first[1:])
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def with_checks(self) -> "MotionFrames":
+        return MotionFrames(self.parts, self.index, self.source, checked=True)
+
+    def __getitem__(self, frames) -> np.ndarray:
+        # astype before np.stack: each person is rounded to float32 on its own, as when read whole
+        taken = [part[frames].astype(np.float32, copy=False) for part in self.parts]
+        array = taken[0] if len(taken) == 1 else np.stack(taken, axis=1)
+        # a sum is non-finite whenever an element is (or, rarely, when it overflows): locate only then
+        if self.checked and not np.isfinite(array.sum(dtype=np.float64)):
+            self._refuse_non_finite(array, frames)
+        return array
+
+    def _refuse_non_finite(self, array: np.ndarray, frames) -> None:
+        bad = np.argwhere(~np.isfinite(array))
+        if not len(bad):
+            return
+        local, *person, joint, _ = bad[0]
+        frame = np.arange(len(self))[frames][local]  # the motion's own frame number, not the window's
+        kind = "NaN" if np.isnan(array[local]).any() else "inf"
+        where = f"frame {frame}, person {person[0]}, joint {joint}" if person else f"frame {frame}, joint {joint}"
+        raise ValueError(f"{self.name}: contains {kind} (first at {where})")
+
+
+def read_motion_frames(
+    motion, index: int | None = None, persons: int = 1, file_options: MotionFileOptions | None = None
+) -> tuple[MotionFrames, float | None, tuple[str, ...] | None]:
+    """`read_motion` without converting or checking the frames: a `MotionFrames`, the file's frame rate and
+    joint names. Shapes, dtypes and frame counts are checked here; values when frames are taken."""
+    options = check_file_options(file_options)
+    fps = joint_names = None
+    if persons > 1 and isinstance(motion, (list, tuple)):
+        if len(motion) != persons:
+            raise ValueError(f"{_describe(index)}: {len(motion)} person motions given, the processor expects {persons}")
+        people = [read_motion_frames(person, index, file_options=options) for person in motion]
+        lengths = {len(frames) for frames, _, _ in people}
+        if len(lengths) > 1:
+            raise ValueError(f"{_describe(index)}: the persons' motions have different frame counts {sorted(lengths)}")
+        parts = tuple(frames.parts[0] for frames, _, _ in people)
+        return MotionFrames(parts, index), people[0][1], people[0][2]
+    if isinstance(motion, np.ndarray):  # first: the common case, and cheaper than the tests below
+        array = motion
+    elif isinstance(motion, (str, os.PathLike)):
+        array, fps, joint_names = read_motion_file(motion, options)
+    elif hasattr(motion, "detach") and hasattr(motion, "cpu"):  # a torch tensor, without importing torch
+        tensor = motion.detach().cpu()
+        # numpy has no bfloat16; every other dtype is converted to float32 on the window's frames only
+        array = (tensor.float() if str(tensor.dtype) == "torch.bfloat16" else tensor).numpy()
+    else:
+        raise TypeError(
+            f"{_describe(index)}: expected a {_shape_text(persons)} {ACCEPTED_MOTIONS}, got {type(motion).__name__}"
+        )
+    # integers ("i", "u") or floats ("f"); not bool, complex, strings or objects
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"{_describe(index, motion)}: dtype {array.dtype} is not numeric joint positions")
+    if array.ndim == 2 and persons == 1 and options.motion_format != "joints" and is_feature_rows(array):
+        # the root is integrated over time: every frame is needed, so these are converted whole
+        array = positions_from_features(array)
+    rank = 3 if persons == 1 else 4
+    if array.ndim != rank or array.shape[-1] != 3 or (persons > 1 and array.shape[1] != persons):
+        rows = f" nor feature rows (frames, {ACCEPTED_WIDTHS})" if persons == 1 and array.ndim == 2 else ""
+        raise ValueError(f"{_describe(index, motion)}: shape {tuple(array.shape)} is not {_shape_text(persons)}{rows}")
+    if array.shape[0] == 0:
+        raise ValueError(f"{_describe(index, motion)}: has zero frames")
+    return MotionFrames((array,), index, motion), fps, joint_names
+
+
 def read_motion(
     motion, index: int | None = None, persons: int = 1, file_options: MotionFileOptions | None = None
 ) -> LoadedMotion:
     """A validated motion from an array, a tensor, HumanML3D / KIT-ML feature rows, a motion-file path (read
     with `file_options`) or, for several persons, a `(T, P, J, 3)` array or a sequence of P single-person
-    motions of equal length."""
-    name = _describe(index)
-    fps = joint_names = None
-    options = check_file_options(file_options)
-    if persons > 1 and isinstance(motion, (list, tuple)):
-        if len(motion) != persons:
-            raise ValueError(f"{name}: {len(motion)} person motions given, the processor expects {persons}")
-        people = [read_motion(person, index, file_options=options) for person in motion]
-        lengths = {len(person.positions) for person in people}
-        if len(lengths) > 1:
-            raise ValueError(f"{name}: the persons' motions have different frame counts {sorted(lengths)}")
-        return LoadedMotion(np.stack([p.positions for p in people], axis=1), people[0].fps, people[0].joint_names)
-    if isinstance(motion, (str, os.PathLike)):
-        array, fps, joint_names = read_motion_file(motion, options)
-        name = _describe(index, motion)
-    elif hasattr(motion, "detach") and hasattr(motion, "cpu"):  # a torch tensor, without importing torch
-        tensor = motion.detach().cpu()
-        array = (tensor.float() if tensor.dtype.is_floating_point else tensor).numpy()
-    elif isinstance(motion, np.ndarray):
-        array = motion
-    else:
-        raise TypeError(f"{name}: expected a {_shape_text(persons)} {ACCEPTED_MOTIONS}, got {type(motion).__name__}")
-    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise TypeError(f"{name}: dtype {array.dtype} is not numeric joint positions")
-    if persons == 1 and options.motion_format != "joints" and is_feature_rows(array):
-        array = positions_from_features(array)
-    rank = 3 if persons == 1 else 4
-    if array.ndim != rank or array.shape[-1] != 3 or (persons > 1 and array.shape[1] != persons):
-        rows = f" nor feature rows (frames, {ACCEPTED_WIDTHS})" if persons == 1 and array.ndim == 2 else ""
-        raise ValueError(f"{name}: shape {tuple(array.shape)} is not {_shape_text(persons)}{rows}")
-    if array.shape[0] == 0:
-        raise ValueError(f"{name}: has zero frames")
-    array = array.astype(np.float32, copy=False)
-    # a sum is non-finite whenever an element is (or, rarely, when it overflows): locate only then
-    finite = np.isfinite(array) if not np.isfinite(array.sum(dtype=np.float64)) else None
-    if finite is not None and not finite.all():
-        frame, *_, joint, _ = np.argwhere(~finite)[0]
-        kind = "NaN" if np.isnan(array[frame]).any() else "inf"
-        raise ValueError(f"{name}: contains {kind} (first at frame {frame}, joint {joint})")
-    return LoadedMotion(array, fps, joint_names)
+    motions of equal length. Every frame is converted to float32 and checked for NaN/inf."""
+    frames, fps, joint_names = read_motion_frames(motion, index, persons, file_options)
+    return LoadedMotion(frames[:], fps, joint_names)
 
 
 def load_motion(
@@ -353,6 +421,7 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
             self._patch_matrices = self._fold_statistics(
                 np.zeros((self._skeleton.num_joints, 3)), np.ones((self._skeleton.num_joints, 3))
             )
+            self._set_position_bounds(np.zeros((self._skeleton.num_joints, 3)), np.ones((self._skeleton.num_joints, 3)))
             return
         expected = (self._skeleton.num_joints, 3)
         arrays = []
@@ -370,6 +439,16 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
             )
         self._mean, self._std = arrays
         self._patch_matrices = self._fold_statistics(self._mean, self._std)
+        self._set_position_bounds(self._mean, self._std)
+
+    def _set_position_bounds(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """The raw positions whose z-score lies within +-MAX_FEATURE_MAGNITUDE, per joint coordinate, and the
+        tightest of them as two numbers: a window between those is accepted after one min and one max."""
+        mean, std = mean.astype(np.float64), std.astype(np.float64)
+        self._lower_bounds = mean - MAX_FEATURE_MAGNITUDE * std
+        self._upper_bounds = mean + MAX_FEATURE_MAGNITUDE * std
+        self._highest_lower_bound = float(self._lower_bounds.max())
+        self._lowest_upper_bound = float(self._upper_bounds.min())
 
     def _fold_statistics(self, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
         """(3, J + 1, parts * N): per channel, the resampling matrix with the z-score folded in; row J is the
@@ -471,31 +550,50 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
                 f"{skeleton.name!r}'s; build the processor with skeleton=skeleton_from_bvh(load_bvh(path))"
             )
 
-    def _check_magnitude(self, values: np.ndarray, names: list[str]) -> None:
-        """Refuses features the model cannot take: NaN/inf (e.g. from a tiny std) or beyond +-MAX_FEATURE_MAGNITUDE,
-        where the model's float32 arithmetic overflows into NaN embeddings without an error."""
-        flat = values.reshape(len(values), -1)
-        peaks = np.maximum(flat.max(axis=1), -flat.min(axis=1))  # NaN propagates, and fails the test below
-        bad = np.flatnonzero(~(peaks <= MAX_FEATURE_MAGNITUDE))
-        if bad.size:
-            index = int(bad[0])
-            raise ValueError(
-                f"{names[index]}: its features reach {peaks[index]:.3g} after normalisation, beyond the "
-                f"{MAX_FEATURE_MAGNITUDE:.0e} the model takes (larger values overflow into NaN embeddings); "
-                "check the positions' unit (metres, or millimetres for KIT-ML) and the processor's mean and std"
-            )
+    def _check_window(self, window: np.ndarray, frames: MotionFrames, take_window: Callable) -> None:
+        """Refuses a window the model cannot take: NaN/inf, or z-scores beyond +-MAX_FEATURE_MAGNITUDE, where the
+        model's float32 arithmetic overflows into NaN embeddings without an error (e.g. from a tiny std).
+
+        Tested on the window's positions, not on the motion image: every image value is a convex combination
+        of z-scored positions (linear interpolation), so bounded positions bound the image, and the window has
+        a quarter of the image's values. `take_window(frames)` takes the window again, to name a NaN's frame.
+        """
+        # NaN fails both comparisons; one min and one max over the window suffice unless a value is near a bound
+        if self._highest_lower_bound <= window.min() and window.max() <= self._lowest_upper_bound:
+            return
+        if np.all((self._lower_bounds <= window) & (window <= self._upper_bounds)):
+            return
+        take_window(frames.with_checks())  # raises naming the motion's frame when a frame is not finite
+        mean = 0.0 if self._mean is None else self._mean.astype(np.float64)
+        std = 1.0 if self._std is None else self._std.astype(np.float64)
+        peak = np.abs((window - mean) / std).max()
+        raise ValueError(
+            f"{frames.name}: its features reach {peak:.3g} after normalisation, beyond the "
+            f"{MAX_FEATURE_MAGNITUDE:.0e} the model takes (larger values overflow into NaN embeddings); "
+            "check the positions' unit (metres, or millimetres for KIT-ML) and the processor's mean and std"
+        )
 
     def _patch_values(self, windows: list[np.ndarray]) -> np.ndarray:
-        """(B, [persons,] 3, num_frames, parts * N) from cropped windows `(n, [persons,] J, 3)`."""
+        """(B, [persons,] 3, num_frames, parts * N) from cropped windows `(n, [persons,] J, 3)`.
+
+        Per motion and channel one `(n, J + 1) @ (J + 1, parts * N)` product over its n real frames only, written
+        straight into the batch: padding frames are zeroed, not multiplied (a 100-frame motion costs half of a
+        224-frame one), and nothing is copied after the product.
+        """
         persons = () if self.num_persons == 1 else (self.num_persons,)
         joints = self._skeleton.num_joints
-        # laid out as the product wants it: channels, then frames, then joints plus the constant column
-        batch = np.zeros((len(windows), *persons, 3, self.num_frames, joints + 1), dtype=np.float32)
+        batch = np.empty((len(windows), *persons, 3, self.num_frames, self._patch_matrices.shape[-1]), np.float32)
         order = (2, 0, 1) if self.num_persons == 1 else (1, 3, 0, 2)
-        for index, window in enumerate(windows):
-            batch[index, ..., : len(window), :joints] = window.transpose(order)
-            batch[index, ..., : len(window), joints] = 1.0
-        return batch @ self._patch_matrices
+        for values, window in zip(batch, windows):
+            frames = len(window)
+            # laid out as the product wants it: channels, then frames, then joints and the constant-1 column
+            # that carries the z-score's offset
+            positions = np.empty((*persons, 3, frames, joints + 1), np.float32)
+            positions[..., :joints] = window.transpose(order)
+            positions[..., joints] = 1.0
+            np.matmul(positions, self._patch_matrices, out=values[..., :frames, :])
+            values[..., frames:, :] = 0.0
+        return batch
 
     def _joint_values(self, windows: list[np.ndarray]) -> np.ndarray:
         """(B, [persons,] num_frames, J, 3): z-scored joints, zero-padded, for the raw-joint encoders."""
@@ -506,19 +604,32 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
         return batch if self.num_persons == 1 else np.ascontiguousarray(batch.transpose(0, 2, 1, 3, 4))
 
     def _window(self, item, index: int, source_fps, crop: str, rng, file_options: MotionFileOptions) -> np.ndarray:
-        """The cropped window of one motion, at `self.fps`: only the window's frames are resampled."""
-        name = _describe(index, item)
+        """The cropped, checked float32 window of one motion, at `self.fps`: only the window's frames are
+        converted, resampled and checked; the frames the crop discards are never touched."""
         if source_fps is not None:  # checked before reading, so a bad rate fails fast
-            source_fps = check_fps(source_fps, "motion_fps", name)
-        array, file_fps, joint_names = read_motion(item, index, self.num_persons, file_options)
-        self._check_joints(array, name, joint_names)
+            source_fps = check_fps(source_fps, "motion_fps", _describe(index, item))
+        frames, file_fps, joint_names = read_motion_frames(item, index, self.num_persons, file_options)
+        if frames.parts[0].shape[-2] != self._skeleton.num_joints or joint_names is not None:
+            self._check_joints(frames.parts[0], frames.name, joint_names)
         source_fps = file_fps if source_fps is None else source_fps
         if source_fps is None:
-            start = self._window_start(len(array), crop, rng)
-            return array[start : start + self.num_frames]
-        mode = FRAME_RATE_MODES[self.frame_rate_mode]
-        start = self._window_start(mode.count(len(array), source_fps, self.fps), crop, rng)
-        return mode.resample(array, source_fps, self.fps, start, start + self.num_frames)
+            start = self._window_start(len(frames), crop, rng)
+
+            def take_window(source: MotionFrames) -> np.ndarray:
+                return source[start : start + self.num_frames]
+        else:
+            mode = FRAME_RATE_MODES[self.frame_rate_mode]
+            start = self._window_start(mode.count(len(frames), source_fps, self.fps), crop, rng)
+
+            def take_window(source: MotionFrames) -> np.ndarray:
+                return mode.resample(source, source_fps, self.fps, start, start + self.num_frames)
+
+        # unchecked here: `_check_window` tests NaN/inf and magnitude in one pass (NaN and inf survive the
+        # linear interpolation, which gives each source frame a positive weight or NaN * 0 = NaN)
+        frames.checked = False
+        window = take_window(frames)
+        self._check_window(window, frames, take_window)
+        return window
 
     def _window_start(self, num_frames: int, crop: str, rng: np.random.Generator | None) -> int:
         if num_frames <= self.num_frames or crop == "first":
@@ -567,9 +678,10 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
             if len(fps_list) != len(items):
                 raise ValueError(f"motion_fps has {len(fps_list)} values for {len(items)} motions")
 
-        windows, names = [], [_describe(index, item) for index, item in enumerate(items)]
-        for index, (item, source_fps, item_rng) in enumerate(zip(items, fps_list, rngs)):
-            windows.append(self._window(item, index, source_fps, crop, item_rng, options))
+        windows = [
+            self._window(item, index, source_fps, crop, item_rng, options)
+            for index, (item, source_fps, item_rng) in enumerate(zip(items, fps_list, rngs))
+        ]
         lengths = np.array([len(window) for window in windows], dtype=np.int64)
 
         if self.output_format == "joints":
@@ -577,7 +689,6 @@ class MotionPatchFeatureExtractor(FeatureExtractionMixin):
             return_motion_lengths = True  # the raw-joint encoders mask padding with it
         else:
             motion_values = self._patch_values(windows)
-        self._check_magnitude(motion_values, names)
         data = {"motion_values": motion_values}
         if return_motion_lengths:
             data["motion_lengths"] = lengths
