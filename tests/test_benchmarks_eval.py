@@ -9,6 +9,7 @@ import types
 
 import numpy as np
 import pytest
+import torch
 
 from benchmarks import preprocessing, results, retrieval_metrics
 from motionpatches.processors.feature_extraction_motionpatches import MotionPatchFeatureExtractor
@@ -65,8 +66,17 @@ def test_retrieval_metrics_quick_matches_reference(results_file_unchanged):
     for row in rows:
         assert row["ours_s"] > 0 and row["reference_s"] > 0 and row["ours_mb"] >= 0
         assert set(row["metrics"]) >= {"t2m/R@1", "t2m/MedR", "m2t/R@10", "m2t/MedR"}
+        assert row["product_s"] > 0 and row["tiled_product_s"] > 0
+        assert row["over_product"] == pytest.approx(row["ours_s"] / row["product_s"])
+        assert row["over_tiled"] == pytest.approx(row["ours_s"] / row["tiled_product_s"])
+        # the products and the comparisons were timed inside ours: parts of its CPU time, not all of it
+        assert row["products_cpu_s"] > 0 and row["comparisons_cpu_s"] > 0
+        assert row["products_cpu_s"] + row["comparisons_cpu_s"] < row["ours_cpu_s"]
+    assert torch.gt.__module__ == "torch" and torch.Tensor.addmv_.__name__ == "addmv_"  # unwrapped after
     assert math.isfinite(out["fit"]["a"]) and math.isfinite(out["fit"]["b"])
-    assert len(out["targets"]) == 4 and all(isinstance(met, bool) for _, met, _ in out["targets"])
+    assert len(out["targets"]) == 6 and all(isinstance(met, bool) for _, met, _ in out["targets"])
+    bound_targets = [name for name, _, _ in out["targets"] if "product s" in name]
+    assert bound_targets == ["ours <= 1.25x product s at N = 400", "ours <= 1.25x product s at N = 2,000"]
 
 
 def test_reference_ranks_on_a_hand_made_case():

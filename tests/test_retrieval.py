@@ -127,23 +127,111 @@ def test_near_collapsed_embeddings_are_reranked_exactly():
     assert m2t.max() > 1 and t2m.max() > 1
 
 
-def test_one_pass_for_ordinary_data_and_a_safety_net_when_the_window_misses(split, monkeypatch):
+def test_one_pass_for_ordinary_data_and_a_safety_net_when_a_recomputed_band_differs(split, monkeypatch):
     import motionpatches.retrieval as retrieval
 
-    scan, window = retrieval._scan, retrieval._best_positive_window
+    scan, similarities = retrieval._scan, retrieval._similarities
     scanned = []
-    monkeypatch.setattr(retrieval, "_scan", lambda queries, *args: scanned.append(len(queries)) or scan(queries, *args))
-    text, motion = split["text"].astype(np.float32), split["motion"].astype(np.float32)
+    monkeypatch.setattr(
+        retrieval,
+        "_scan",
+        lambda queries, *args, **kwargs: scanned.append(len(queries)) or scan(queries, *args, **kwargs),
+    )
+    computed = []
+
+    def counted(queries, gallery, out):
+        computed.append(out.numel())
+        return similarities(queries, gallery, out)
+
+    monkeypatch.setattr(retrieval, "_similarities", counted)
+    text, motion = split["text"], split["motion"]
     expected = retrieval_ranks(text, motion, chunk_size=50)
     assert scanned == [N]
+    assert sum(computed) == N * N  # every similarity computed once, the kept bands included
 
-    # a window that misses every motion's best positive, above or below it: all motions are re-ranked
-    shift = torch.where(torch.arange(N) % 2 == 0, 0.5, -0.5)
-    monkeypatch.setattr(retrieval, "_best_positive_window", lambda *args: tuple(w + shift for w in window(*args)))
+    # bands recomputed rather than kept, by a product that rounds a random half of its results up by one
+    # ulp each time: the recomputed bands differ from the first ones, so motions are re-ranked on their rows
+    monkeypatch.setattr(retrieval, "_KEPT_BLOCKS", 0)
+    generator = torch.Generator().manual_seed(0)
+
+    def unsteady(queries, gallery, out):
+        sims = similarities(queries, gallery, out)
+        nudge = torch.rand(sims.shape, generator=generator) < 0.5
+        return sims.copy_(torch.where(nudge, torch.nextafter(sims, torch.tensor(np.inf, dtype=sims.dtype)), sims))
+
+    monkeypatch.setattr(retrieval, "_similarities", unsteady)
     actual = retrieval_ranks(text, motion, chunk_size=50)
-    assert scanned[1:] == [N, N]
+    assert scanned[1] == N and 0 < scanned[2] <= N and len(scanned) == 3
     np.testing.assert_array_equal(actual[0], expected[0])
     np.testing.assert_array_equal(actual[1], expected[1])
+
+
+@pytest.mark.parametrize(
+    ("chunk_size", "tile_elements", "kept_blocks", "workers"),
+    [(1, 16, 2, 1), (7, 64, 2, 3), (16, 100, 0, 2), (50, 2**18, 2, 1), (64, 32, 0, 3), (200, 700, 1, 2)],
+)
+def test_ranks_match_brute_force_with_ties_over_any_cut(chunk_size, tile_elements, kept_blocks, workers, monkeypatch):
+    """Ties everywhere, several correct motions per text and texts per motion, cut into bands, tiles and
+    threads every way: kept or recomputed bands, thin tiles, one block per row or one for all."""
+    import motionpatches.retrieval as retrieval
+
+    monkeypatch.setattr(retrieval, "_TILE_ELEMENTS", tile_elements)
+    monkeypatch.setattr(retrieval, "_KEPT_BLOCKS", kept_blocks)
+    monkeypatch.setattr(retrieval, "_worker_count", lambda device, cores, n_tasks: min(workers, n_tasks))
+    rng = np.random.default_rng(8)
+    # entries of +-1/4: similarities are multiples of 1/16, exact in any summation order, so ties are real
+    text = rng.choice([-0.25, 0.25], size=(130, 16)).astype(np.float32)
+    motion = rng.choice([-0.25, 0.25], size=(110, 16)).astype(np.float32)
+    motion[9] = motion[4]
+    text[20] = text[3]
+    positive = rng.random((130, 110)) < 0.015
+    positive[np.arange(130), rng.integers(0, 110, 130)] = True
+    positive[rng.integers(0, 130, 110), np.arange(110)] = True
+    rows, cols = np.nonzero(positive)
+    order = rng.permutation(len(rows))  # the pairs may come in any order
+    t2m, m2t = retrieval_ranks(text, motion, (rows[order], cols[order]), chunk_size=chunk_size)
+    sim = text.astype(np.float64) @ motion.T.astype(np.float64)
+    np.testing.assert_array_equal(t2m, reference_ranks(sim, positive))
+    np.testing.assert_array_equal(m2t, reference_ranks(sim.T, positive.T))
+    assert t2m.max() > 5 and m2t.max() > 5 and (positive.sum(1) > 1).any() and (positive.sum(0) > 1).any()
+
+
+def test_texts_sharing_captions_face_their_motions_in_narrow_bands():
+    """`_band_order` lines up every caption's texts with its motions, so a block's band is about chunk_size
+    wide wherever the duplicates sit: memory grows with chunk_size x N only when a block's correct motions
+    are spread out."""
+    from motionpatches.retrieval import _Blocks, _caption_pairs, _positive_pairs
+
+    rng = np.random.default_rng(9)
+    captions = [f"c{g}" for g in rng.integers(0, 200, 600)]
+    rows, cols = _positive_pairs(_caption_pairs(captions), 600, 600, torch.device("cpu"))
+    embeds = torch.zeros(600, 4)
+    blocks = _Blocks(embeds, embeds, rows, cols, 32)
+    largest_group = max(captions.count(caption) for caption in set(captions))
+    widths = [high - low for low, high in zip(blocks.band_low, blocks.band_high)]
+    assert max(widths) <= 32 + 2 * largest_group < 600 // 4
+    # unordered, the same blocks would reach across most of the gallery
+    unordered = [cols[(rows >= start) & (rows < start + 32)] for start in range(0, 600, 32)]
+    assert np.median([int(block.max() - block.min()) for block in unordered]) > 300
+
+
+def test_worker_threads_leave_the_thread_count_and_raise_errors(split, monkeypatch):
+    import motionpatches.retrieval as retrieval
+
+    monkeypatch.setattr(retrieval, "_worker_count", lambda device, cores, n_tasks: min(2, n_tasks))
+    before = torch.get_num_threads()
+    expected = retrieval_ranks(split["text"], split["motion"], chunk_size=16)
+    assert torch.get_num_threads() == before
+
+    def broken(queries, gallery, out):
+        raise RuntimeError("product failed")
+
+    monkeypatch.setattr(retrieval, "_similarities", broken)
+    with pytest.raises(RuntimeError, match="product failed"):
+        retrieval_ranks(split["text"], split["motion"], chunk_size=16)
+    assert torch.get_num_threads() == before
+    monkeypatch.undo()
+    np.testing.assert_array_equal(retrieval_ranks(split["text"], split["motion"], chunk_size=16)[1], expected[1])
 
 
 def test_ranks_with_several_texts_per_motion():

@@ -5,6 +5,8 @@
     motionpatches index --model DIR motions/ --out motions-index          # or --dataset_name demo --split test
     motionpatches search --index motions-index --query "a person waves with the left hand" --motion clip.bvh
     motionpatches app --model DIR --index motions-index                    # the web app (extra `app`)
+    motionpatches export onnx --model DIR --out DIR-onnx [--int8]          # both towers for ONNX Runtime (extra `onnx`)
+    motionpatches search --index motions-index --onnx DIR-onnx --query "a person jumps"   # queries embedded by it
 
 `search` with folders embeds them on every call; `index` embeds them once into a `MotionIndex` folder (a
 `datasets.Dataset` with a FAISS index, see `motionpatches.index`), and running it again on the same `--out`
@@ -341,11 +343,11 @@ def run_index(args) -> int:
 
 def load_search_index(args) -> MotionIndex:
     model = processor = None
-    if args.model:
-        model, processor = load_model_and_processor(args.model, trust_remote_code=args.trust_remote_code)
+    if args.model or args.onnx or args.int8:
+        model, processor = query_model(args)
     index = MotionIndex.load(args.index, trust_remote_code=args.trust_remote_code)
     if model is not None:
-        index.use_model(model, processor, args.model)
+        index.use_model(model, processor, args.onnx or args.model)
     index.set_search_parameters(nprobe=args.nprobe, ef_search=args.ef_search)
     return index
 
@@ -376,6 +378,36 @@ def run_index_search(args) -> int:
             print(f"motion {path}")
             print("\n".join(hit_line(rank, hit) for rank, hit in enumerate(found, start=1)))
     return 0
+
+
+def run_export(args) -> int:
+    """`export onnx`: the exporter lives in `motionpatches.onnx_export` (extra `onnx`), imported only when asked for."""
+    from motionpatches.onnx_export import check_out_folder, export_onnx
+
+    out = check_out_folder(args.out)  # before the model is loaded
+    model, processor = load_model_and_processor(args.model, trust_remote_code=args.trust_remote_code)
+    export = export_onnx(model, processor, out, int8=args.int8, opset=args.opset, model_name_or_path=args.model)
+    diffs = ", ".join(f"{tower} {diff:.1e}" for tower, diff in export.max_abs_diff.items())
+    print(f"ONNX towers written to {out}: {', '.join(export.files.values())}")
+    print(f"ONNX Runtime fp32 vs PyTorch, max abs difference of the embeddings: {diffs}")
+    if export.int8_min_cosine:
+        cosines = ", ".join(f"{tower} {value:.4f}" for tower, value in export.int8_min_cosine.items())
+        print(f"int8 vs fp32, lowest cosine similarity of the embeddings: {cosines}")
+    return 0
+
+
+def query_model(args):
+    """(model, processor) for `search`: the ONNX Runtime towers of `--onnx` (extra `onnx`), else `--model`."""
+    onnx, int8 = getattr(args, "onnx", None), getattr(args, "int8", False)
+    if onnx and args.model:
+        raise ValueError("give --model or --onnx, not both")
+    if int8 and not onnx:
+        raise ValueError("--int8 picks the int8 towers of an ONNX export: give --onnx DIR")
+    if onnx:
+        from motionpatches.onnx_inference import load_onnx_model_and_processor
+
+        return load_onnx_model_and_processor(onnx, int8=int8)
+    return load_model_and_processor(args.model, trust_remote_code=args.trust_remote_code)
 
 
 def run_app(args) -> int:
@@ -437,6 +469,12 @@ def add_embed_and_search_parsers(commands) -> None:
         "--nprobe", type=positive_int, help="ivf indexes: lists visited per query (more: better recall)"
     )
     search.add_argument("--ef_search", type=positive_int, help="hnsw indexes: search breadth (more: better recall)")
+    search.add_argument(
+        "--onnx",
+        metavar="DIR",
+        help="embed with the ONNX Runtime towers of `motionpatches export onnx` instead of --model",
+    )
+    search.add_argument("--int8", action="store_true", help="with --onnx: its int8 towers")
 
 
 def add_index_parser(commands) -> None:
@@ -471,6 +509,15 @@ def add_app_parser(commands) -> None:
     add_motion_file_arguments(command)
 
 
+def add_export_parser(commands) -> None:
+    command = commands.add_parser("export", help="export a model's towers for another runtime (onnx: extra `onnx`)")
+    command.add_argument("format", choices=["onnx"], help="onnx: both towers as ONNX files, for ONNX Runtime")
+    add_model_arguments(command)
+    command.add_argument("--out", required=True, help="the export folder: new, empty, or an earlier export")
+    command.add_argument("--int8", action="store_true", help="also write dynamically quantised int8 towers")
+    command.add_argument("--opset", type=positive_int, help="ONNX opset (default: the exporter's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="motionpatches", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -479,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_embed_and_search_parsers(commands)
     add_index_parser(commands)
     add_app_parser(commands)
+    add_export_parser(commands)
     return parser
 
 
@@ -487,6 +535,8 @@ def run_command(args) -> int:
         return run_index(args)
     if args.command == "app":
         return run_app(args)
+    if args.command == "export":
+        return run_export(args)
     if args.command == "search" and args.index:
         if args.paths:
             raise ValueError("search takes motion files and folders, or --index, not both")
@@ -502,7 +552,9 @@ def check_folder_search(args) -> None:
             "--motion and --captions search an index: pass --index DIR (build one with `motionpatches index`)"
         )
     missing = [
-        flag for flag, value in (("paths", args.paths), ("--model", args.model), ("--query", args.query)) if not value
+        flag
+        for flag, value in (("paths", args.paths), ("--model", args.model or args.onnx), ("--query", args.query))
+        if not value
     ]
     if missing:
         raise ValueError(f"search without --index needs {', '.join(missing)}")
@@ -516,7 +568,7 @@ def run_files_command(args) -> int:
     if not inputs:
         run.skipped.print()
         raise ValueError(f"none of the {len(files)} motion files could be read (listed above); nothing was written")
-    model, processor = load_model_and_processor(args.model, trust_remote_code=args.trust_remote_code)
+    model, processor = query_model(args)
     embedded = embed_inputs(model, processor, inputs, args.batch_size, run)
     run.skipped.read = len(embedded)
     if not embedded:

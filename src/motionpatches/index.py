@@ -138,6 +138,8 @@ def processor_fingerprint(settings: dict) -> str:
 
 def weights_sha256(model) -> str:
     """The identity of a model: a folder can be overwritten by another training run under the same name."""
+    if not isinstance(model, torch.nn.Module):  # ONNX Runtime towers (motionpatches.onnx_inference) carry theirs
+        return model.source_weights_sha256
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         tensor = tensor.detach().cpu().contiguous()
@@ -300,6 +302,8 @@ class MotionLoader:
 
 # ----------------------------------------------------------------------------- embedding
 def model_device(model) -> torch.device:
+    if not isinstance(model, torch.nn.Module):  # ONNX Runtime towers (motionpatches.onnx_inference): the CPU
+        return model.device
     return next(model.parameters()).device
 
 
@@ -767,7 +771,14 @@ class MotionIndex:
             name = (self.info.get("model") or {}).get("name_or_path")
             if not name:
                 raise ValueError("this index records no model; pass model= and processor= to MotionIndex.load")
-            model, processor = load_model_and_processor(name, trust_remote_code=self._trust_remote_code)
+            from motionpatches.onnx_inference import is_onnx_export, load_onnx_model_and_processor
+
+            if is_onnx_export(name):  # built with `motionpatches export onnx`'s towers: the variant it recorded
+                model, processor = load_onnx_model_and_processor(
+                    name, weights_sha256=self.info["model"]["weights_sha256"]
+                )
+            else:
+                model, processor = load_model_and_processor(name, trust_remote_code=self._trust_remote_code)
             self.use_model(model, processor, name)
         return self._model, self._processor
 

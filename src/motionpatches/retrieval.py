@@ -18,13 +18,19 @@ Protocols (`PROTOCOLS`), differing only in which candidates count as correct:
 - ``"guo"``: Guo et al. as run by TMR. Batches of 32 drawn exactly as TMR draws them (see
   `guo_batches`), only motion i correct, metrics averaged over the batches.
 
-The whole-split protocols never hold the N x N similarity matrix: it is computed a block of rows at a
-time, so N = 100,000 needs about 1 GB with the default ``chunk_size``. Only torch and numpy are used;
-transformers is imported by `sentence_embeddings` alone.
+The whole-split protocols never hold the N x N similarity matrix: it is computed a cache-sized tile at a
+time and each tile is compared as soon as it is written, on every core (see `retrieval_ranks`). At
+N = 100,000 the metrics take about 1.25x the matrix product alone and some 200 MB (benchmarks/RESULTS.md).
+Only torch and numpy are used; transformers is imported by `sentence_embeddings` alone.
 """
 
+import bisect
+import contextlib
+import functools
+import itertools
 import json
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -46,8 +52,13 @@ __all__ = [
 PROTOCOLS = ("all", "tmr-all", "threshold", "dissimilar", "guo")
 RECALL_AT = (1, 2, 3, 5, 10)
 GUO_BATCH_SIZE = 32
-# near ties kept per motion before `retrieval_ranks` gives up keeping them and re-ranks those motions instead
-_WINDOW_ENTRIES_PER_ITEM = 8
+# text rows compared at once by default
+DEFAULT_CHUNK_SIZE = 256
+# similarities per tile of the matrix (1 MB in float32): few enough that a tile the product just wrote is
+# still in the core's cache when it is compared
+_TILE_ELEMENTS = 2**18
+# blocks' worth of similarities (chunk_size x N) that `_scan` may keep between its two passes
+_KEPT_BLOCKS = 2
 
 Embeddings = np.ndarray | torch.Tensor
 PairIndices = np.ndarray | torch.Tensor | Sequence[int]
@@ -63,7 +74,7 @@ def retrieval_metrics(
     sentence_embeds: Embeddings | None = None,
     threshold: float = 0.95,
     subset_ids: Sequence | None = None,
-    chunk_size: int = 1024,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> dict[str, float]:
     """Recall@{1,2,3,5,10} (percent) and MedR both ways, e.g. ``{"t2m/R@1": 12.3, ..., "m2t/MedR": 40.0}``.
 
@@ -77,7 +88,7 @@ def retrieval_metrics(
             (e.g. from `sentence_embeddings`); cosine similarity is used, so any scale is fine.
         threshold: for ``"threshold"``; captions count as the same when their cosine exceeds 2 * threshold - 1.
         subset_ids: the ids to keep, for ``"dissimilar"``.
-        chunk_size: rows of the similarity matrix held at once; memory grows as chunk_size * N.
+        chunk_size: text rows compared at once; memory grows as chunk_size * N at most (see `retrieval_ranks`).
 
     Raises:
         ValueError: unknown protocol, missing protocol input, mismatched shapes, unknown subset ids, a
@@ -118,7 +129,7 @@ def retrieval_ranks(
     motion_embeds: Embeddings,
     positive_pairs: tuple[PairIndices, PairIndices] | None = None,
     *,
-    chunk_size: int = 1024,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """1-based ranks of every text query among the motions (t2m) and every motion among the texts (m2t).
 
@@ -129,19 +140,23 @@ def retrieval_ranks(
             text and every motion needs at least one. A motion's correct texts are the texts paired
             with it. None means text i <-> motion i (then N_text must equal N_motion). Memory grows
             with the number of pairs, so the relation should be sparse.
-        chunk_size: text rows whose similarities to every motion are held at once.
+        chunk_size: text rows compared at once. Memory: a reordered copy of motion_embeds, the bands
+            kept between the two passes (below), at most 2 * chunk_size * N_motion similarities and
+            usually about chunk_size * N_text, and a few cache-sized tiles per thread.
 
     Returns:
         ``(t2m_ranks, m2t_ranks)``, int64 arrays of length N_text and N_motion.
 
-    The similarity matrix is computed once, a block of text rows at a time, and ties are judged on the
-    very numbers being compared, so an exact tie (say, two identical motions) really counts in the
-    query's favour. A text's correct motions all lie in its own block, so its best positive is read
-    from there. A motion's best positive is only known once every block is done, so its column is
-    counted against a narrow window around a float64 estimate of it, keeping the few similarities
-    inside the window to compare with the real best at the end. Motions this cannot settle (the matrix
-    product rounded outside the window, or so many near ties that keeping them would cost too much, as
-    with collapsed embeddings) are re-ranked on their own similarity rows.
+    Each similarity is computed once by the matrix product and every comparison is made on those very
+    numbers, so an exact tie (say, two identical motions) really counts in the query's favour. Rows and
+    columns are first reordered (`_band_order`) so that each block of chunk_size texts finds its correct
+    motions in one narrow band of columns. A first pass computes the bands, which gives every text's and
+    every motion's best correct similarity; the second computes the rest of the matrix a cache-sized
+    tile at a time and compares each tile with both bests right after the product wrote it: two
+    comparisons and two matrix-vector sums per similarity, no sorting. The blocks are shared among one
+    thread per core. Bands that do not fit in the memory above are computed again in the second pass
+    and must come out bit for bit the same; motions whose best they would change are re-ranked on their
+    own similarity rows.
     """
     _check_chunk_size(chunk_size)
     text, motion = _as_embeddings(text_embeds, motion_embeds)
@@ -150,28 +165,17 @@ def retrieval_ranks(
             f"text_embeds and motion_embeds must have the same width D; got text_embeds {tuple(text.shape)} "
             f"and motion_embeds {tuple(motion.shape)}"
         )
-    rows, cols = _positive_pairs(positive_pairs, len(text), len(motion), text.device)
-
-    with torch.no_grad():
-        low, high = _best_positive_window(text, motion, rows, cols)
-        t2m, columns = _scan(text, motion, rows, cols, chunk_size, (low, high))
-        settled = (columns.best > low) & (columns.best <= high)
-        beaten = torch.zeros(len(motion), dtype=torch.long, device=text.device)
-        if columns.window_cols is None:
-            # the near ties were not all kept, but a window holding one similarity holds just the best itself
-            settled &= columns.in_window == 1
-        else:
-            beaten.index_add_(0, columns.window_cols, (columns.window_sims > columns.best[columns.window_cols]).long())
-        m2t = 1 + columns.above + beaten
-        redo = torch.nonzero(~settled).flatten()
+    with torch.no_grad(), _operations_on_one_core() as cores:
+        rows, cols = _positive_pairs(positive_pairs, len(text), len(motion), text.device)
+        t2m, columns = _scan(text, motion, rows, cols, chunk_size, cores, count_columns=True)
+        m2t = columns.ranks
+        redo = torch.nonzero(columns.unsure).flatten()
         if len(redo):
             # those motions become queries, each with the texts paired with it as its positives
             slot = torch.full((len(motion),), -1, dtype=torch.long, device=text.device)
             slot[redo] = torch.arange(len(redo), device=text.device)
             keep = slot[cols] >= 0
-            queries, gallery = slot[cols[keep]], rows[keep]
-            order = torch.argsort(queries, stable=True)
-            m2t[redo] = _scan(motion[redo], text, queries[order], gallery[order], chunk_size)[0]
+            m2t[redo] = _scan(motion[redo], text, slot[cols[keep]], rows[keep], chunk_size, cores)[0]
     return t2m.cpu().numpy(), m2t.cpu().numpy()
 
 
@@ -247,14 +251,16 @@ def default_sentence_encoder() -> str | None:
     return path if os.path.isdir(path) else None
 
 
-class _ColumnCounts(NamedTuple):
-    """What `_scan` gathers per gallery item about the similarities in its column, given a (low, high] window."""
+class _ColumnRanks(NamedTuple):
+    """What `_scan` finds for each gallery item about its column of similarities."""
 
-    above: torch.Tensor  # how many exceed high
-    in_window: torch.Tensor  # how many lie in (low, high]
-    best: torch.Tensor  # the best similarity among its positive pairs
-    window_cols: torch.Tensor | None  # column of every similarity in a window (None once too many)
-    window_sims: torch.Tensor | None  # and its value
+    ranks: torch.Tensor  # 1 + how many queries score strictly above its best correct query
+    unsure: torch.Tensor  # True where a recomputed band differed from the first computation: rank not to be trusted
+
+
+def _similarities(queries: torch.Tensor, gallery: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """One tile of the similarity matrix, written into `out`."""
+    return torch.mm(queries, gallery.T, out=out)
 
 
 def _scan(
@@ -263,85 +269,298 @@ def _scan(
     pair_q: torch.Tensor,
     pair_g: torch.Tensor,
     chunk_size: int,
-    column_window: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, _ColumnCounts | None]:
-    """Exact ranks of the queries, one block of similarity rows at a time; `pair_q` must be sorted.
+    cores: int,
+    count_columns: bool = False,
+) -> tuple[torch.Tensor, _ColumnRanks | None]:
+    """Exact ranks of the queries among the gallery and, with `count_columns`, of each gallery item among the queries.
 
-    With `column_window` = (low, high) per gallery item, also counts each gallery item's column.
+    Every query (and, when counted, every gallery item) needs at least one pair. See `_Blocks` for how
+    the similarity matrix is cut; the blocks are shared among up to `cores` worker threads.
     """
-    n_queries, n_gallery = len(queries), len(gallery)
-    block = min(chunk_size, n_queries)
-    sims_buffer = queries.new_empty(block, n_gallery)
-    # comparisons land in a float buffer so they can be summed by a matrix-vector product, several times
-    # faster than reducing a bool tensor; sums of zeros and ones stay exact below 2**24 items
-    hits_buffer = queries.new_empty(block, n_gallery)
-    ones_gallery = queries.new_ones(n_gallery)
-    ones_block = queries.new_ones(block)
-    boundaries = torch.arange(0, n_queries + block, block, device=queries.device)
-    pair_bounds = torch.searchsorted(pair_q, boundaries).tolist()
+    blocks = _Blocks(queries, gallery, pair_q, pair_g, chunk_size)
+    n_blocks, n_gallery, device = len(blocks.starts), len(blocks.gallery), queries.device
+    workspaces = [blocks.workspace() for _ in range(_worker_count(device, cores, n_blocks))]
 
-    ranks = torch.empty(n_queries, dtype=torch.long, device=queries.device)
-    if column_window is not None:
-        low, high = column_window
-        above = torch.zeros(n_gallery, dtype=torch.long, device=queries.device)
-        in_window = torch.zeros_like(above)
-        column_best = queries.new_full((n_gallery,), float("-inf"))
-        window_cols, window_sims, kept = [], [], 0
+    if count_columns:
+        # a gallery item's best correct similarity is known once every band is computed; the bands are
+        # kept for their comparisons while they fit in _KEPT_BLOCKS blocks' worth of similarities, else
+        # computed again, when they must come out the same
+        kept = blocks.kept_bands(_KEPT_BLOCKS * blocks.block * n_gallery)
+        first_values = [None] * n_blocks
+        for workspace in workspaces:
+            workspace.column_best = queries.new_full((n_gallery,), float("-inf"))
 
-    for k, start in enumerate(range(0, n_queries, block)):
-        stop = min(start + block, n_queries)
-        sims = torch.mm(queries[start:stop], gallery.T, out=sims_buffer[: stop - start])
-        hits = hits_buffer[: stop - start]
-        local_q = pair_q[pair_bounds[k] : pair_bounds[k + 1]] - start
-        positive_g = pair_g[pair_bounds[k] : pair_bounds[k + 1]]
-        positive_sims = sims[local_q, positive_g]
-        best = sims.new_full((stop - start,), float("-inf")).scatter_reduce_(0, local_q, positive_sims, "amax")
-        ranks[start:stop] = 1 + torch.mv(torch.gt(sims, best[:, None], out=hits), ones_gallery).long()
-        if column_window is None:
-            continue
-        block_above = torch.mv(torch.gt(sims, high, out=hits).T, ones_block[: stop - start]).long()
-        block_in_window = torch.mv(torch.gt(sims, low, out=hits).T, ones_block[: stop - start]).long() - block_above
-        above += block_above
-        in_window += block_in_window
-        column_best.scatter_reduce_(0, positive_g, positive_sims, "amax")
-        if window_cols is not None:
-            kept += int(block_in_window.sum())
-            if kept > _WINDOW_ENTRIES_PER_ITEM * n_gallery:
-                window_cols = window_sims = None
-                continue
-            busy = torch.nonzero(block_in_window).flatten()
-            candidates = sims[:, busy]
-            hit_rows, hit_cols = torch.nonzero((candidates > low[busy]) & (candidates <= high[busy]), as_tuple=True)
-            window_cols.append(busy[hit_cols])
-            window_sims.append(candidates[hit_rows, hit_cols])
+        def first_pass(k: int, workspace: _Workspace) -> None:
+            rows = blocks.block_queries(k, workspace)
+            sims = blocks.band(k, rows, workspace.sims if kept[k] is None else kept[k])
+            local_q, local_g = blocks.block_pairs(k)
+            values = sims[local_q, local_g]
+            workspace.column_best.scatter_reduce_(0, local_g + blocks.band_low[k], values, "amax")
+            if kept[k] is None:
+                first_values[k] = values
 
-    if column_window is None:
+        _in_parallel(n_blocks, workspaces, first_pass)
+        column_best = functools.reduce(torch.maximum, [workspace.column_best for workspace in workspaces])
+        grid_best = [column_best[first:last] for first, last in blocks.grid]
+        for workspace in workspaces:
+            workspace.column_above = torch.zeros(n_gallery, dtype=blocks.count_dtype, device=device)
+            workspace.grid_above = [workspace.column_above[first:last] for first, last in blocks.grid]
+
+    block_ranks = [None] * n_blocks
+    in_place = blocks.count_dtype == queries.dtype
+    changed = [torch.zeros(0, dtype=torch.long, device=device)]
+
+    def second_pass(k: int, workspace: _Workspace) -> None:
+        rows = blocks.block_queries(k, workspace)
+        n_rows = rows.shape[0]
+        local_q, local_g = blocks.block_pairs(k)
+        recomputed = not count_columns or kept[k] is None
+        sims = blocks.band(k, rows, workspace.sims) if recomputed else kept[k].view(n_rows, -1)
+        values = sims[local_q, local_g]
+        if count_columns and recomputed:
+            changed.append(local_g[values != first_values[k]] + blocks.band_low[k])
+        best = _scatter(local_q, values, n_rows, float("-inf"), "amax")[:, None]
+        above = torch.zeros(n_rows, dtype=blocks.count_dtype, device=device)
+        ones_rows = workspace.ones[:n_rows]
+        for position, (first, last, tile) in enumerate(blocks.column_ranges(k)):
+            sims_buffer, hits, hits_t, ones_width = workspace.views(n_rows, last - first)
+            if position:  # the first range is the band, computed above
+                gallery_tile = blocks.gallery[first:last] if tile is None else blocks.grid_gallery[tile]
+                sims = _similarities(rows, gallery_tile, sims_buffer)
+            if count_columns:
+                if tile is None:
+                    best_here, counts = column_best[first:last], workspace.column_above[first:last]
+                else:  # a whole tile of the grid, whose slices are made once per scan
+                    best_here, counts = grid_best[tile], workspace.grid_above[tile]
+                torch.gt(sims, best_here, out=hits)
+                counts.addmv_(hits_t, ones_rows)
+            # the last comparison may overwrite the similarities: one buffer less for the cache to hold
+            above.addmv_(torch.gt(sims, best, out=sims if in_place else hits), ones_width)
+        block_ranks[k] = 1 + above.long()
+
+    _in_parallel(n_blocks, workspaces, second_pass)
+    ranks = torch.empty(len(queries), dtype=torch.long, device=device)
+    ranks[blocks.query_order] = torch.cat(block_ranks)
+    if not count_columns:
         return ranks, None
-    if window_cols is not None:
-        window_cols, window_sims = torch.cat(window_cols), torch.cat(window_sims)
-    return ranks, _ColumnCounts(above, in_window, column_best, window_cols, window_sims)
+    column_ranks = torch.empty(n_gallery, dtype=torch.long, device=device)
+    column_ranks[blocks.gallery_order] = 1 + sum(workspace.column_above for workspace in workspaces).long()
+    unsure = torch.zeros(n_gallery, dtype=torch.bool, device=device)
+    unsure[blocks.gallery_order[torch.cat(changed)]] = True
+    return ranks, _ColumnRanks(column_ranks, unsure)
 
 
-def _best_positive_window(
-    text: torch.Tensor, motion: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per motion, a (low, high] window that should hold the matrix product's value of its best positive.
+class _Workspace:
+    """One worker's buffers in `_scan`, and its share of the per-gallery-item results."""
 
-    The centre is the best positive similarity in float64; the half-width is the usual size of a
-    D-term dot product's rounding error, sqrt(D) * eps * |t| * |m|. A matrix product that strays
-    further is caught by the check in `retrieval_ranks`, so the width trades speed, not correctness.
+    def __init__(self, queries: torch.Tensor, sims: torch.Tensor, hits: torch.Tensor, ones: torch.Tensor):
+        self.queries = queries  # the block's query rows
+        self.sims = sims  # a band or a tile of similarities (flat)
+        self.hits = hits  # comparisons of those, as 0.0 / 1.0 (flat)
+        self.ones = ones  # to sum the hits by a matrix-vector product
+        self.column_best: torch.Tensor | None = None
+        self.column_above: torch.Tensor | None = None
+        self.grid_above: list[torch.Tensor] = []  # column_above cut along the grid of tiles
+        self._views: dict[tuple[int, int], tuple[torch.Tensor, ...]] = {}
+
+    def views(self, n_rows: int, width: int) -> tuple[torch.Tensor, ...]:
+        """(similarities, hits, hits transposed, ones) for an n_rows x width tile, made once per shape."""
+        key = (n_rows, width)
+        if key not in self._views:
+            hits = self.hits[: n_rows * width].view(n_rows, width)
+            self._views[key] = (self.sims[: n_rows * width].view(n_rows, width), hits, hits.T, self.ones[:width])
+        return self._views[key]
+
+
+class _Blocks:
+    """The similarity matrix of `_scan`, cut into blocks of query rows.
+
+    Rows and columns are reordered (`_band_order`) so that each block of `chunk_size` query rows finds
+    its correct items in one narrow band of columns. The block's other columns are cut into tiles of
+    about `_TILE_ELEMENTS` similarities: few enough to still be in cache when compared, right after
+    the product wrote them.
     """
-    step = 65536  # pairs per step, keeping the gathered float64 copies small
-    pair_sims = torch.cat(
-        [
-            (text[rows[start : start + step]].double() * motion[cols[start : start + step]].double()).sum(-1)
-            for start in range(0, len(rows), step)
+
+    def __init__(
+        self, queries: torch.Tensor, gallery: torch.Tensor, pair_q: torch.Tensor, pair_g: torch.Tensor, chunk_size: int
+    ):
+        n_queries, n_gallery = len(queries), len(gallery)
+        self.query_order, self.gallery_order = _band_order(pair_q, pair_g, n_queries, n_gallery)
+        pair_q, pair_g = _inverse(self.query_order)[pair_q], _inverse(self.gallery_order)[pair_g]
+        by_query = torch.argsort(pair_q)
+        self.pair_q, self.pair_g = pair_q[by_query], pair_g[by_query]
+        self.queries = queries
+        # a contiguous reordered copy, so that a band or a tile is a slice
+        self.gallery = gallery if _is_identity(self.gallery_order) else gallery.index_select(0, self.gallery_order)
+        self.block = min(chunk_size, n_queries)
+        self.tile = max(1, min(n_gallery, _TILE_ELEMENTS // self.block))
+        self.grid = _tiles(0, n_gallery, self.tile)
+        self.grid_gallery = [self.gallery[first:last] for first, last in self.grid]
+        self.starts = range(0, n_queries, self.block)
+        boundaries = torch.arange(0, n_queries + self.block, self.block, device=queries.device)
+        self.pair_bounds = torch.searchsorted(self.pair_q, boundaries).tolist()
+        pair_block = self.pair_q // self.block
+        self.band_low = _scatter(pair_block, self.pair_g, len(self.starts), n_gallery, "amin").tolist()
+        self.band_high = (_scatter(pair_block, self.pair_g, len(self.starts), -1, "amax") + 1).tolist()
+        self.band_sizes = [
+            min(self.block, n_queries - start) * (high - low)
+            for start, low, high in zip(self.starts, self.band_low, self.band_high)
         ]
-    )
-    estimate = pair_sims.new_full((len(motion),), float("-inf")).scatter_reduce_(0, cols, pair_sims, "amax")
-    scale = text.norm(dim=1).max().double() * motion.norm(dim=1).max().double()
-    margin = text.shape[1] ** 0.5 * torch.finfo(text.dtype).eps * scale
-    return (estimate - margin).to(text.dtype), (estimate + margin).to(text.dtype)
+        # comparisons land in a float buffer so they can be summed by a matrix-vector product, several times
+        # faster than reducing a bool tensor; sums of zeros and ones are exact in float32 up to 2**24
+        self.count_dtype = queries.dtype if max(n_queries, n_gallery) <= 2**24 else torch.float64
+
+    def column_ranges(self, k: int) -> list[tuple[int, int, int | None]]:
+        """Block k's band, then its other columns: the grid's tiles, cut where they overlap the band.
+
+        As (first, last, index in the grid, or None for the band and the cut tiles).
+        """
+        low, high = self.band_low[k], self.band_high[k]
+        ranges = [(low, high, None)]
+        for index, (first, last) in enumerate(self.grid):
+            if last <= low or first >= high:
+                ranges.append((first, last, index))
+                continue
+            if first < low:
+                ranges.append((first, low, None))
+            if last > high:
+                ranges.append((high, last, None))
+        return ranges
+
+    def workspace(self) -> _Workspace:
+        size = max(self.block * self.tile, *self.band_sizes)
+        widest = max(high - low for low, high in zip(self.band_low, self.band_high))
+        device = self.queries.device
+        return _Workspace(
+            queries=self.queries.new_empty(self.block, self.queries.shape[1]),
+            sims=self.queries.new_empty(size),
+            hits=torch.empty(size, dtype=self.count_dtype, device=device),
+            ones=torch.ones(max(self.block, self.tile, widest), dtype=self.count_dtype, device=device),
+        )
+
+    def kept_bands(self, budget: int) -> list[torch.Tensor | None]:
+        """Room for each of the first bands whose sizes add up to at most `budget` similarities; None for the rest."""
+        ends = list(itertools.accumulate(self.band_sizes))
+        n_kept = bisect.bisect_right(ends, budget)
+        storage = self.queries.new_empty(ends[n_kept - 1] if n_kept else 0)
+        kept = [storage[end - size : end] for end, size in zip(ends[:n_kept], self.band_sizes)]
+        return kept + [None] * (len(ends) - n_kept)
+
+    def block_queries(self, k: int, workspace: _Workspace) -> torch.Tensor:
+        order = self.query_order[self.starts[k] : self.starts[k] + self.block]
+        return torch.index_select(self.queries, 0, order, out=workspace.queries[: len(order)])
+
+    def block_pairs(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block k's pairs as (row within the block, column within its band)."""
+        first, last = self.pair_bounds[k], self.pair_bounds[k + 1]
+        return self.pair_q[first:last] - self.starts[k], self.pair_g[first:last] - self.band_low[k]
+
+    def band(self, k: int, rows: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Block k's band of similarities, written into `out` (flat, at least its size)."""
+        low, high = self.band_low[k], self.band_high[k]
+        return _similarities(rows, self.gallery[low:high], out[: len(rows) * (high - low)].view(len(rows), high - low))
+
+
+def _tiles(start: int, stop: int, width: int) -> list[tuple[int, int]]:
+    """[start, stop) cut into the fewest pieces of at most `width`, of near-equal widths (no thin last piece)."""
+    pieces = -(-(stop - start) // width)
+    bounds = [start + (stop - start) * i // pieces for i in range(pieces + 1)] if pieces else []
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _worker_count(device: torch.device, cores: int, n_tasks: int) -> int:
+    """One worker per core torch may use, on CPU; on an accelerator the calls queue anyway."""
+    return max(1, min(cores if device.type == "cpu" else 1, n_tasks))
+
+
+@contextlib.contextmanager
+def _operations_on_one_core():
+    """Torch operations of this thread on one core while inside; yields the number of threads they had.
+
+    `retrieval_ranks` spreads its work over cores with threads of its own (`_in_parallel`); its few
+    other operations are small, and would only wait at a barrier on a loaded machine if split.
+    """
+    cores = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield cores
+    finally:
+        torch.set_num_threads(cores)
+
+
+def _in_parallel(n_tasks: int, workspaces: list[_Workspace], work) -> None:
+    """`work(task, workspace)` for tasks 0..n_tasks-1, on one thread per workspace, each taking the next task when free.
+
+    Each thread runs its torch operations on one core (intra-op threads set to 1 in that thread only;
+    the calling thread's count is restored after). Splitting each small operation over every core
+    instead makes all cores meet at a barrier after each one, and on a loaded machine a descheduled
+    thread holds every other one up there, thousands of times per scan (measured: tens of times slower
+    while another process kept both cores busy). With one workspace the calling thread does the work.
+    """
+    if len(workspaces) == 1:
+        for task in range(n_tasks):
+            work(task, workspaces[0])
+        return
+    tasks, lock, errors, stop = iter(range(n_tasks)), threading.Lock(), [], threading.Event()
+
+    def worker(workspace: _Workspace) -> None:
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            while not stop.is_set():
+                with lock:
+                    task = next(tasks, None)
+                if task is None:
+                    return
+                try:
+                    work(task, workspace)
+                except BaseException as error:  # re-raised in the calling thread
+                    errors.append(error)
+                    stop.set()
+
+    threads_before = torch.get_num_threads()
+    threads = [threading.Thread(target=worker, args=(workspace,), daemon=True) for workspace in workspaces]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        stop.set()  # should the calling thread be interrupted, the workers end after their current task
+        torch.set_num_threads(threads_before)
+    if errors:
+        raise errors[0]
+
+
+def _band_order(
+    pair_q: torch.Tensor, pair_g: torch.Tensor, n_queries: int, n_gallery: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Orders of the queries and of the gallery that bring each query's correct items near the diagonal.
+
+    Gallery items are sorted by the first query they pair with, queries by the first reordered item
+    they pair with. Items sharing a caption (the ``"all"`` protocol) become one run of columns facing
+    the run of their texts; with text i <-> motion i both orders are the identity. Any order gives
+    the same ranks; a poor one only widens the bands.
+    """
+    first_query = _scatter(pair_g, pair_q, n_gallery, n_queries, "amin")
+    gallery_order = torch.argsort(first_query, stable=True)
+    first_item = _scatter(pair_q, _inverse(gallery_order)[pair_g], n_queries, n_gallery, "amin")
+    return torch.argsort(first_item, stable=True), gallery_order
+
+
+def _scatter(index: torch.Tensor, values: torch.Tensor, size: int, fill, reduce: str) -> torch.Tensor:
+    """Per slot 0..size-1, `reduce` ("amin"/"amax") of the values whose index is that slot; `fill` where none."""
+    return values.new_full((size,), fill).scatter_reduce_(0, index, values, reduce)
+
+
+def _inverse(order: torch.Tensor) -> torch.Tensor:
+    """Position of each element in `order` (the inverse permutation)."""
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(len(order), device=order.device)
+    return inverse
+
+
+def _is_identity(order: torch.Tensor) -> bool:
+    return bool(torch.equal(order, torch.arange(len(order), device=order.device)))
 
 
 def _positive_pairs(
