@@ -211,9 +211,7 @@ def discarded_frames_goal(discarded: dict, length_rows: list[dict]) -> str:
 
 
 def parse_args(argv):
-    parser = benchmark_parser(__doc__)
-    parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    return benchmark_parser(__doc__, seed=True).parse_args(argv)
 
 
 def main(argv=None) -> dict:

@@ -176,10 +176,12 @@ def measure(fn, repeat: int = 3, warmup: int = 1) -> float:
     return best
 
 
-def benchmark_parser(doc: str) -> argparse.ArgumentParser:
+def benchmark_parser(doc: str, seed: bool = False) -> argparse.ArgumentParser:
     """The flags every benchmark takes: `--quick` (the seconds-long smoke configuration the tests run)
-    and `--no-write` (print only); scripts add their own."""
+    and `--no-write` (print only), and `--seed` for those drawing random data; scripts add their own."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke configuration")
     parser.add_argument("--no-write", action="store_true", help="print only; do not append to RESULTS.md")
+    if seed:
+        parser.add_argument("--seed", type=int, default=0)
     return parser

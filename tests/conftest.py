@@ -194,3 +194,14 @@ def _run_clean_load(folder, motion_path, out_path, texts, workdir):
 @pytest.fixture(scope="session")
 def clean_load():
     return _run_clean_load
+
+
+@pytest.fixture
+def results_file_unchanged():
+    """Benchmark smoke runs pass --no-write, so the real benchmarks/RESULTS.md must come out untouched."""
+    from benchmarks import results  # only where a test runs a benchmark (run from the repository root)
+
+    before = results.RESULTS_PATH.read_text() if results.RESULTS_PATH.exists() else None
+    yield
+    after = results.RESULTS_PATH.read_text() if results.RESULTS_PATH.exists() else None
+    assert after == before

@@ -15,15 +15,6 @@ from benchmarks import preprocessing, results, retrieval_metrics
 from motionpatches.processors.feature_extraction_motionpatches import MotionPatchFeatureExtractor
 
 
-@pytest.fixture
-def results_file_unchanged():
-    """The smoke runs pass --no-write, so the real RESULTS.md must come out untouched."""
-    before = results.RESULTS_PATH.read_text() if results.RESULTS_PATH.exists() else None
-    yield
-    after = results.RESULTS_PATH.read_text() if results.RESULTS_PATH.exists() else None
-    assert after == before
-
-
 def test_preprocessing_quick_matches_reference(results_file_unchanged):
     out = preprocessing.main(["--quick", "--no-write"])
     assert out["max_abs_diff"] < 1e-5

@@ -398,7 +398,20 @@ def run(args) -> int:
     app = build_app(index, top_k=args.top_k, file_options=_file_options(args))
     # share=False: no tunnel to gradio.live whatever GRADIO_SHARE says; ssr_mode=False: no Node server, one
     # process on one port; the footer keeps the API and settings pages and drops its link out to gradio.app
-    app.launch(
-        server_name=args.host, server_port=args.port, share=False, ssr_mode=False, footer_links=["api", "settings"]
-    )
+    # Ctrl-C may come while launch() is still finishing (the server answers before launch returns): caught
+    # around both, and the server closed either way, or its threads keep the process alive
+    try:
+        app.launch(
+            server_name=args.host,
+            server_port=args.port,
+            share=False,
+            ssr_mode=False,
+            footer_links=["api", "settings"],
+            prevent_thread_lock=True,
+        )
+        app.block_thread()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.close()
     return 0
