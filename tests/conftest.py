@@ -9,6 +9,8 @@ import sys
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 
+import signal
+
 import numpy as np
 import pytest
 
@@ -205,3 +207,12 @@ def results_file_unchanged():
     yield
     after = results.RESULTS_PATH.read_text() if results.RESULTS_PATH.exists() else None
     assert after == before
+
+
+@pytest.fixture(autouse=True)
+def keep_the_sigint_handler():
+    """Code run in process (launchers, trainers) may leave SIGINT ignored; every later test, and every process
+    a test starts (which inherits an ignored signal), must still stop on Ctrl-C."""
+    handler = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, handler)

@@ -578,7 +578,15 @@ def test_the_command_serves_the_app_over_a_saved_index(saved_tiny_model, tmp_pat
     command = [sys.executable, "-m", "motionpatches.cli", "app", "--model", str(saved_tiny_model)]
     command += ["--index", str(tmp_path / "index"), "--port", str(port), "--top_k", "3"]
     env = {k: v for k, v in offline_env.items() if not k.startswith("GRADIO_")}
-    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Ctrl-C as from a terminal: a child inherits an ignored SIGINT, and Python then installs no handler for it
+    server = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         config = json.loads(poll(f"http://127.0.0.1:{port}/config", server))
     finally:
