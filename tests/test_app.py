@@ -591,7 +591,11 @@ def test_the_command_serves_the_app_over_a_saved_index(saved_tiny_model, tmp_pat
         config = json.loads(poll(f"http://127.0.0.1:{port}/config", server))
     finally:
         server.send_signal(signal.SIGINT)  # Ctrl-C, as a user stops it
-        output = server.communicate(timeout=30)[0]
+        try:
+            output = server.communicate(timeout=30)[0]
+        except subprocess.TimeoutExpired:
+            server.kill()  # a failed test leaves no server behind
+            pytest.fail(f"the app did not stop on Ctrl-C within 30 s:\n{server.communicate()[0][-3000:]}")
     assert config["title"] == "motionpatches search"
     sliders = [c["props"] for c in config["components"] if c["props"].get("elem_id") == "text-k"]
     assert [(s["value"], s["maximum"]) for s in sliders] == [(3, 4)], output
