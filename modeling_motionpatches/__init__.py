@@ -4,6 +4,7 @@ from .modeling_motionpatches import (
     MotionTextOutput,
     create_motion_backbone,
     motion_text_contrastive_loss,
+    pair_tower_outputs,
 )
 
 __all__ = [
@@ -12,4 +13,5 @@ __all__ = [
     "MotionTextOutput",
     "create_motion_backbone",
     "motion_text_contrastive_loss",
+    "pair_tower_outputs",
 ]

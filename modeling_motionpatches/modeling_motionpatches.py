@@ -74,6 +74,23 @@ class MotionTextOutput(ModelOutput):
         )
 
 
+def pair_tower_outputs(text_outputs, motion_outputs, logit_scale: torch.Tensor, return_loss) -> MotionTextOutput:
+    """The two towers' outputs as the model's: normalised embeddings, logits both ways, the loss when asked. Shared
+    with the ONNX Runtime model (motionpatches.onnx_inference), so both answer a forward call alike."""
+    motion_embeds = F.normalize(motion_outputs.pooler_output, dim=-1)
+    text_embeds = F.normalize(text_outputs.pooler_output, dim=-1)
+    logits_per_text = (text_embeds @ motion_embeds.t()) * logit_scale.exp()
+    return MotionTextOutput(
+        loss=motion_text_contrastive_loss(logits_per_text) if return_loss else None,
+        logits_per_motion=logits_per_text.t(),
+        logits_per_text=logits_per_text,
+        text_embeds=text_embeds,
+        motion_embeds=motion_embeds,
+        text_model_output=text_outputs,
+        motion_model_output=motion_outputs,
+    )
+
+
 class MotionPatchesProjectionHead(nn.Module):
     """Linear -> GELU -> Linear -> Dropout, added to the first Linear's output, then LayerNorm.
 
@@ -302,20 +319,7 @@ class MotionTextModel(MotionTextPreTrainedModel):
             position_ids=position_ids,
             **kwargs,
         )
-        motion_embeds = F.normalize(motion_outputs.pooler_output, dim=-1)
-        text_embeds = F.normalize(text_outputs.pooler_output, dim=-1)
-        logits_per_text = (text_embeds @ motion_embeds.t()) * self.logit_scale.exp()
-        logits_per_motion = logits_per_text.t()
-        loss = motion_text_contrastive_loss(logits_per_text) if return_loss else None
-        return MotionTextOutput(
-            loss=loss,
-            logits_per_motion=logits_per_motion,
-            logits_per_text=logits_per_text,
-            text_embeds=text_embeds,
-            motion_embeds=motion_embeds,
-            text_model_output=text_outputs,
-            motion_model_output=motion_outputs,
-        )
+        return pair_tower_outputs(text_outputs, motion_outputs, self.logit_scale, return_loss)
 
     # ----------------------------------------------------------------------------- saving
     def save_pretrained(self, save_directory, *args, push_to_hub: bool = False, **kwargs):

@@ -33,7 +33,7 @@ import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from motionpatches.configuration import MotionPatchesConfig
-from motionpatches.modeling_motionpatches import MotionTextOutput, motion_text_contrastive_loss
+from motionpatches.modeling_motionpatches import MotionTextOutput, pair_tower_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -231,18 +231,7 @@ class OnnxMotionTextModel:
             )
         motion_outputs = self.get_motion_features(motion_values, motion_lengths)
         text_outputs = self.get_text_features(input_ids, attention_mask, token_type_ids, position_ids)
-        motion_embeds = torch.nn.functional.normalize(motion_outputs.pooler_output, dim=-1)
-        text_embeds = torch.nn.functional.normalize(text_outputs.pooler_output, dim=-1)
-        logits_per_text = (text_embeds @ motion_embeds.t()) * self.logit_scale.exp()
-        return MotionTextOutput(
-            loss=motion_text_contrastive_loss(logits_per_text) if return_loss else None,
-            logits_per_motion=logits_per_text.t(),
-            logits_per_text=logits_per_text,
-            text_embeds=text_embeds,
-            motion_embeds=motion_embeds,
-            text_model_output=text_outputs,
-            motion_model_output=motion_outputs,
-        )
+        return pair_tower_outputs(text_outputs, motion_outputs, self.logit_scale, return_loss)
 
     forward = __call__
 
