@@ -1,5 +1,6 @@
 from .bvh import BvhMotion, load_bvh
 from .feature_extraction_motionpatches import MotionPatchFeatureExtractor
+from .mirroring import mirror_caption, mirror_motion, mirror_permutation, side_words
 from .motion_files import MotionFileError
 from .motion_readers import MotionFileOptions, read_motion_file
 from .processing_motionpatches import MotionPatchProcessor
@@ -17,7 +18,11 @@ __all__ = [
     "Skeleton",
     "chains_from_joint_names",
     "load_bvh",
+    "mirror_caption",
+    "mirror_motion",
+    "mirror_permutation",
     "read_motion_file",
     "resolve_skeleton",
+    "side_words",
     "skeleton_from_bvh",
 ]

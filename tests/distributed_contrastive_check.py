@@ -1,5 +1,6 @@
 """Run by tests/test_training.py under `accelerate launch --num_processes 2`: one training step's loss and
-gradients when each process holds half of a fixed global batch. Writes rank 0's results to argv[1]."""
+gradients when each process holds half of a fixed global batch, with the plain loss and with false negatives
+masked (duplicates that straddle the two processes' halves). Writes rank 0's results to argv[1]."""
 
 import sys
 
@@ -12,6 +13,12 @@ from motionpatches.tiny import tiny_config
 from motionpatches.training.loss import global_contrastive_loss
 
 GLOBAL_BATCH = 8
+# rows 0 and 4 share a caption (one in each process's half); rows 1 and 6 have near-identical sentence
+# embeddings; rows 2 and 5 too, but name different sides, so they stay negatives
+CAPTION_KEYS = [10, 11, 12, 13, 10, 15, 16, 17]
+SIDE_KEYS = [0, 0, 1, 0, 0, 2, 0, 0]
+SIMILAR_PAIRS = [(1, 6), (2, 5)]
+THRESHOLD = 0.9
 
 
 def make_model_and_batch():
@@ -30,28 +37,45 @@ def make_model_and_batch():
         "attention_mask": torch.ones(GLOBAL_BATCH, 6, dtype=torch.long),
         "motion_values": torch.randn(GLOBAL_BATCH, 3, 32, 80, generator=generator),
     }
-    return model, batch
+    caption_embeds = torch.nn.functional.normalize(torch.randn(GLOBAL_BATCH, 16, generator=generator), dim=-1)
+    for first, second in SIMILAR_PAIRS:
+        caption_embeds[second] = caption_embeds[first]
+    pair_keys = {
+        "caption_keys": torch.tensor(CAPTION_KEYS),
+        "side_keys": torch.tensor(SIDE_KEYS),
+        "caption_embeds": caption_embeds,
+    }
+    return model, batch, pair_keys
 
 
-def step(accelerator, model, batch):
+def step(accelerator, model, batch, pair_keys=None):
+    """Loss and parameter gradients of one forward/backward; `pair_keys` masks false negatives."""
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.zero_grad()
     out = model(**batch)
-    loss = global_contrastive_loss(out.motion_embeds, out.text_embeds, accelerator.unwrap_model(model).logit_scale)
+    loss = global_contrastive_loss(out.motion_embeds, out.text_embeds, unwrapped.logit_scale, pair_keys, THRESHOLD)
     accelerator.backward(loss)
-    grads = {name: p.grad.detach().clone() for name, p in accelerator.unwrap_model(model).named_parameters()}
+    grads = {name: p.grad.detach().clone() for name, p in unwrapped.named_parameters()}
     return loss.detach(), grads
 
 
 def main():
     accelerator = Accelerator(cpu=True)
-    model, batch = make_model_and_batch()
+    model, batch, pair_keys = make_model_and_batch()
     share = GLOBAL_BATCH // accelerator.num_processes
     rank = accelerator.process_index
-    local = {k: v[rank * share : (rank + 1) * share] for k, v in batch.items()}
+
+    def local(values):
+        return {k: v[rank * share : (rank + 1) * share] for k, v in values.items()}
+
     model = accelerator.prepare(model)
     model.train()
-    loss, grads = step(accelerator, model, local)
+    loss, grads = step(accelerator, model, local(batch))
+    masked_loss, masked_grads = step(accelerator, model, local(batch), local(pair_keys))
     if accelerator.is_main_process:
-        safetensors.torch.save_file({"loss": loss.reshape(1), **grads}, sys.argv[1])
+        results = {"loss": loss.reshape(1), **grads, "masked/loss": masked_loss.reshape(1)}
+        results.update({f"masked/{name}": grad for name, grad in masked_grads.items()})
+        safetensors.torch.save_file(results, sys.argv[1])
         print(f"world size {accelerator.num_processes}")
 
 

@@ -164,12 +164,16 @@ def test_two_processes_match_one_process_with_double_batch(tmp_path, offline_env
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "world size 2" in proc.stdout
     distributed = safetensors.torch.load_file(str(result))
-    model, batch = make_model_and_batch()
+    model, batch, pair_keys = make_model_and_batch()
     model.train()
-    loss, grads = step(Accelerator(cpu=True), model, batch)
-    torch.testing.assert_close(distributed["loss"], loss.reshape(1), rtol=1e-6, atol=1e-6)
-    for name, grad in grads.items():
-        torch.testing.assert_close(distributed[name], grad, rtol=1e-4, atol=1e-5, msg=name)
+    accelerator = Accelerator(cpu=True)
+    for prefix, keys in (("", None), ("masked/", pair_keys)):
+        loss, grads = step(accelerator, model, batch, keys)
+        torch.testing.assert_close(distributed[f"{prefix}loss"], loss.reshape(1), rtol=1e-6, atol=1e-6)
+        for name, grad in grads.items():
+            torch.testing.assert_close(distributed[f"{prefix}{name}"], grad, rtol=1e-4, atol=1e-5, msg=name)
+    # the masked loss really masked something: with fewer negatives it is lower
+    assert distributed["masked/loss"] < distributed["loss"]
 
 
 @pytest.mark.slow

@@ -10,7 +10,11 @@ run (and in the loader `skip_first_batches` builds), so a resumed run would draw
 """
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset, Sampler
+
+from motionpatches.training.augmentation import AugmentationSettings, augment
+from motionpatches.training.false_negatives import FALSE_NEGATIVE_MODES, CaptionEmbeddings, caption_key, side_key
 
 
 class EpochSeededRows(Dataset):
@@ -66,20 +70,57 @@ class EpochPermutationSampler(Sampler):
 
 
 class MotionTextCollator:
-    """Rows -> processor inputs. `train=True`: random caption and window; otherwise first caption, first window."""
+    """Rows -> processor inputs. `train=True`: random caption and window; otherwise first caption, first window.
 
-    def __init__(self, processor, train: bool):
+    In training, `augmentation` (training/augmentation.py) transforms each motion and its caption with the row's
+    own generator, drawn after the caption and before the window, and `false_negatives` ("identical" or
+    "similar") adds the keys the loss masks false negatives with (`PAIR_KEYS`; "similar" needs
+    `caption_embeddings`, a `CaptionEmbeddings` of every caption the batches can hold, mirrored ones included).
+    """
+
+    def __init__(
+        self,
+        processor,
+        train: bool,
+        augmentation: AugmentationSettings | None = None,
+        false_negatives: str = "none",
+        caption_embeddings: CaptionEmbeddings | None = None,
+        up_axis: int = 1,
+        lateral_axis: int = 0,
+    ):
+        if false_negatives not in FALSE_NEGATIVE_MODES:
+            raise ValueError(f"false_negatives must be one of {FALSE_NEGATIVE_MODES}, got {false_negatives!r}")
+        if false_negatives == "similar" and caption_embeddings is None:
+            raise ValueError("false_negatives='similar' needs caption_embeddings")
         self.processor = processor
         self.train = train
+        self.augmentation = augmentation if augmentation is not None and augmentation.enabled else None
+        self.false_negatives = false_negatives
+        self.caption_embeddings = caption_embeddings
+        self.axes = {"up_axis": up_axis, "lateral_axis": lateral_axis}
 
     def __call__(self, rows):
-        if self.train:
-            rngs = [np.random.default_rng(list(row["draw_seed"])) for row in rows]
-            captions = [row["captions"][rng.integers(len(row["captions"]))] for row, rng in zip(rows, rngs)]
-            crop, rng = "random", rngs
-        else:
-            captions = [row["captions"][0] for row in rows]
-            crop, rng = "first", None
-        return self.processor(
-            text=captions, motions=[row["motion"] for row in rows], crop=crop, rng=rng, return_tensors="pt"
-        )
+        if not self.train:
+            return self.processor(
+                text=[row["captions"][0] for row in rows],
+                motions=[row["motion"] for row in rows],
+                crop="first",
+                return_tensors="pt",
+            )
+        rngs = [np.random.default_rng(list(row["draw_seed"])) for row in rows]
+        captions = [row["captions"][rng.integers(len(row["captions"]))] for row, rng in zip(rows, rngs)]
+        motions = [row["motion"] for row in rows]
+        if self.augmentation is not None:
+            skeleton = self.processor.feature_extractor.skeleton
+            pairs = [
+                augment(motion, caption, rng, skeleton, self.augmentation, **self.axes)
+                for motion, caption, rng in zip(motions, captions, rngs)
+            ]
+            motions, captions = [motion for motion, _ in pairs], [caption for _, caption in pairs]
+        batch = self.processor(text=captions, motions=motions, crop="random", rng=rngs, return_tensors="pt")
+        if self.false_negatives != "none":
+            batch["caption_keys"] = torch.tensor([caption_key(c) for c in captions], dtype=torch.int64)
+            batch["side_keys"] = torch.tensor([side_key(c) for c in captions], dtype=torch.int64)
+            if self.false_negatives == "similar":
+                batch["caption_embeds"] = torch.from_numpy(self.caption_embeddings(captions))
+        return batch

@@ -15,10 +15,17 @@ with its reason, and with `--output_file` listed in `<its stem>.skipped.json` be
 
 The model is loaded without running code saved in its folder; `--trust_remote_code` allows it. Output
 paths and the id file are checked before the evaluation starts, and outputs are replaced whole.
+
+`--report DIR` also writes where the model fails (see `training/report.py`): `report.json` and `report.md` with
+R@k per query and macro-averaged over caption groups (or over the values of `--group_by COLUMN`, e.g. the
+demo's `action`), a table per group, the left/right confusion, the most confused group pairs and the worst text
+queries, and `worst_queries.png`, their top motions as skeleton keyframes. The report is always of protocol
+`all`, whatever `--protocol` the metrics use.
 """
 
 import argparse
 import json
+import os
 
 import numpy as np
 
@@ -35,6 +42,8 @@ from motionpatches.skipped import SkippedFiles, report_skipped
 from motionpatches.threads import configure_threads
 from motionpatches.training.data.catalog import add_dataset_arguments, load_dataset_from_args
 from motionpatches.training.evaluation import embed_split, score_embeddings
+from motionpatches.training.model_card import report_summary_markdown
+from motionpatches.training.report import failure_report, group_labels, write_report
 from motionpatches.training.skeleton_transfer import processor_for_dataset
 
 
@@ -91,6 +100,31 @@ def checked_outputs(args) -> tuple[str | None, str | None]:
     return metrics, embeddings
 
 
+def checked_report_dir(args) -> str | None:
+    """The `--report` folder, refused now if it could not be written after the evaluation."""
+    if args.group_by and not args.report:
+        raise SystemExit("error: --group_by only changes the report; add --report DIR")
+    if not args.report:
+        return None
+    folder = args.report
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise SystemExit(f"error: --report {folder} is a file; give a folder for report.json, report.md and a picture")
+    existing = folder if os.path.isdir(folder) else os.path.dirname(os.path.abspath(folder))
+    if not os.path.isdir(existing):
+        raise SystemExit(f"error: --report {folder}: the folder {existing} does not exist; create it first")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SystemExit(f"error: --report {folder}: the folder {existing} is not writable")
+    return folder
+
+
+def make_report(args, embeddings: dict, rows, skeleton, groups: list[str] | None) -> None:
+    """The failure report of the evaluated split into `--report`, its summary printed."""
+    report = failure_report(embeddings, groups=groups, group_by=args.group_by)
+    for path in write_report(report, rows, args.report, skeleton):
+        print(f"wrote {path}")
+    print(report_summary_markdown(report))
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model_name_or_path", required=True)
@@ -110,6 +144,17 @@ def parse_args(argv=None):
     p.add_argument(
         "--save_embeddings", help="write text_embeds, motion_embeds, captions, ids as .npz (added when no suffix)"
     )
+    p.add_argument(
+        "--report",
+        metavar="DIR",
+        help="also write a failure report of the split into DIR (created if missing): report.json, report.md, "
+        "worst_queries.png",
+    )
+    p.add_argument(
+        "--group_by",
+        metavar="COLUMN",
+        help="with --report: average over the values of this column (e.g. the demo's action) instead of captions",
+    )
     return p.parse_args(argv)
 
 
@@ -127,6 +172,7 @@ def main(argv=None):
     args = parse_args(argv)
     configure_threads(args.num_threads)
     metrics_file, embeddings_file = checked_outputs(args)
+    checked_report_dir(args)
     if args.protocol == "dissimilar" and not args.subset_ids:
         raise SystemExit("error: protocol 'dissimilar' needs --subset_ids (a file with one id per line)")
     subset_ids = read_subset_ids(args.subset_ids) if args.subset_ids else None
@@ -134,6 +180,12 @@ def main(argv=None):
     skipped = SkippedFiles()
     data, skeleton = load_dataset_from_args(args, skipped)
     processor = processor_for_dataset(processor, skeleton, data)
+    groups = None
+    if args.group_by:
+        try:
+            groups = group_labels(data[args.split], args.group_by)  # a wrong column, before the evaluation
+        except ValueError as err:
+            raise SystemExit(f"error: --group_by: {err}") from None
     metrics, embeddings = evaluate(
         model,
         processor,
@@ -147,6 +199,8 @@ def main(argv=None):
     print(f"{args.split} split, {len(data[args.split])} motions, protocol {args.protocol}:")
     print(format_metrics_table(metrics))
     write_outputs(metrics, embeddings, metrics_file, embeddings_file)
+    if args.report:
+        make_report(args, embeddings, data[args.split], skeleton, groups)
     report_skipped(skipped, metrics_file)
 
 

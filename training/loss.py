@@ -10,6 +10,7 @@ import torch
 import torch.distributed as dist
 
 from motionpatches import motion_text_contrastive_loss
+from motionpatches.training.false_negatives import false_negative_mask
 
 # CLIP's cap on the inverse temperature: beyond 100 the softmax saturates and training destabilises
 MAX_LOGIT_SCALE = 100.0
@@ -40,13 +41,39 @@ def gather_with_grad(features: torch.Tensor) -> torch.Tensor:
     return _AllGatherWithGrad.apply(features)
 
 
+def gather_constant(values: torch.Tensor) -> torch.Tensor:
+    """Concatenate `values` (no gradient needed) from all processes in rank order."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return values
+    gathered = [torch.empty_like(values) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, values.contiguous())
+    return torch.cat(gathered, dim=0)
+
+
 def global_contrastive_loss(
-    motion_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor
+    motion_embeds: torch.Tensor,
+    text_embeds: torch.Tensor,
+    logit_scale: torch.Tensor,
+    pair_keys: dict[str, torch.Tensor] | None = None,
+    similarity_threshold: float | None = None,
 ) -> torch.Tensor:
-    """Symmetric InfoNCE over the global batch; embeddings are this process's L2-normalised features."""
+    """Symmetric InfoNCE over the global batch; embeddings are this process's L2-normalised features.
+
+    With `pair_keys` (this process's `caption_keys`, `side_keys` and optionally `caption_embeds`, see
+    false_negatives.py), pairs whose captions are the same -- or more similar than `similarity_threshold` --
+    are masked out of the negatives (logit -inf). Without any such pair the loss is the plain one, exactly.
+    """
     all_motion = gather_with_grad(motion_embeds)
     all_text = gather_with_grad(text_embeds)
     logits_per_text = logit_scale.exp() * all_text @ all_motion.t()
+    if pair_keys:
+        mask = false_negative_mask(
+            gather_constant(pair_keys["caption_keys"]),
+            gather_constant(pair_keys["side_keys"]),
+            gather_constant(pair_keys["caption_embeds"]) if "caption_embeds" in pair_keys else None,
+            similarity_threshold,
+        )
+        logits_per_text = logits_per_text.masked_fill(mask, float("-inf"))
     return motion_text_contrastive_loss(logits_per_text)
 
 

