@@ -8,6 +8,7 @@
     python -m benchmarks.search              # MotionIndex queries at 1M x 256: exact, IVF, HNSW vs re-embedding, argsort
     python -m benchmarks.onnx_runtime        # embeddings per second, PyTorch eager vs ONNX Runtime fp32 / int8
     python -m benchmarks.input_pipeline      # batch production's share of a paper-size training step
+    python -m benchmarks.moments             # moment retrieval in long built demo sequences vs random / fixed windows
 
 Each takes `--quick` (the seconds-long smoke run the tests use) and `--no-write` (print only; otherwise the
 tables are appended to `benchmarks/RESULTS.md`).

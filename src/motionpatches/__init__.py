@@ -9,7 +9,7 @@ package is not installed.
 
 Subpackages: `configuration`, `processors` and `modeling_motionpatches` are the model as it is shipped
 with a checkpoint; `training` trains and evaluates it; the modules here use a model (`cli`,
-`retrieval`, `zero_shot`, `visualization`) or build a tiny one offline (`tiny`).
+`retrieval`, `zero_shot`, `generation_metrics`, `moments`, `visualization`) or build a tiny one offline (`tiny`).
 """
 
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoProcessor

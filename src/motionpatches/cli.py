@@ -7,6 +7,8 @@
     motionpatches app --model DIR --index motions-index                    # the web app (extra `app`)
     motionpatches export onnx --model DIR --out DIR-onnx [--int8]          # both towers for ONNX Runtime (extra `onnx`)
     motionpatches search --index motions-index --onnx DIR-onnx --query "a person jumps"   # queries embedded by it
+    motionpatches score --model DIR --generated gen/ --texts texts.txt --real real/ --output_file report.json
+    motionpatches moments --model DIR long_take.npy --query "a person waves" --top_k 5   # time spans in long motions
 
 `search` with folders embeds them on every call; `index` embeds them once into a `MotionIndex` folder (a
 `datasets.Dataset` with a FAISS index, see `motionpatches.index`), and running it again on the same `--out`
@@ -419,6 +421,251 @@ def run_app(args) -> int:
     return app.run(args)
 
 
+# ----------------------------------------------------------------------------- score
+class MotionSet(NamedTuple):
+    """The motions of `score`'s --generated, --real or one --multimodality subfolder: files, or the arrays of an
+    .npz archive. `keys` name them for the texts file (paths relative to the folder given, or "0", "1", ... in
+    an archive), `labels` in the report."""
+
+    keys: list[str]
+    labels: list[str]
+    files: list[str] | None
+    arrays: list[np.ndarray] | None
+
+
+def is_motion_archive(path: str) -> bool:
+    """An .npz of generated motions (a `motions` array), not one AMASS motion (its `poses`)."""
+    if not (path.lower().endswith(".npz") and os.path.isfile(path)):
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return "motions" in archive.files
+    except (OSError, ValueError):
+        return False  # read, and refused with its reason, as a motion file
+
+
+def load_motion_archive(path: str) -> MotionSet:
+    """`motions` (N, T, J, 3) joint positions or (N, T, 263 | 251) feature rows, and optionally `lengths` (N,),
+    the real frames of each (generators pad a batch to its longest motion)."""
+    with np.load(path, allow_pickle=False) as archive:
+        motions = archive["motions"]
+        lengths = archive["lengths"] if "lengths" in archive.files else None
+    if motions.ndim not in (3, 4) or len(motions) == 0 or not np.issubdtype(motions.dtype, np.number):
+        raise ValueError(
+            f"{path}: `motions` has shape {motions.shape} ({motions.dtype}); expected numbers shaped (N, frames, "
+            "joints, 3) or (N, frames, 263 | 251) feature rows"
+        )
+    if lengths is None:
+        lengths = np.full(len(motions), motions.shape[1])
+    if lengths.shape != (len(motions),) or not np.issubdtype(lengths.dtype, np.integer):
+        raise ValueError(f"{path}: `lengths` must hold one integer per motion ({len(motions)}); got {lengths.shape}")
+    bad = [i for i, length in enumerate(lengths) if not 1 <= length <= motions.shape[1]]
+    if bad:
+        raise ValueError(f"{path}: lengths[{bad[0]}] = {lengths[bad[0]]} is not in 1..{motions.shape[1]} (the frames)")
+    arrays = [motion[:length] for motion, length in zip(motions, lengths)]
+    keys = [str(i) for i in range(len(arrays))]
+    return MotionSet(keys, [f"{path}[{i}]" for i in keys], None, arrays)
+
+
+def load_motion_set(paths: list[str]) -> MotionSet:
+    """One .npz archive of motions, or motion files and folders (as `embed` takes them)."""
+    if len(paths) == 1 and is_motion_archive(paths[0]):
+        return load_motion_archive(paths[0])
+    files = motion_files(paths)
+    root = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else None
+    keys = [os.path.relpath(f, root) if root else f for f in files]
+    return MotionSet(keys, files, files, None)
+
+
+def read_score_texts(path: str, keys: list[str]) -> list[str]:
+    """The text of each generated motion: a .txt file (one text per line, in the order of the motions), a .json
+    object {file: text} (a file's path relative to --generated, with or without its suffix; "0", "1", ... for
+    an .npz archive), or a folder of HumanML3D-style texts/<name>.txt (the first caption: the first line up to
+    its first "#")."""
+    import json
+
+    if os.path.isdir(path):
+        texts, missing = [], []
+        for key in keys:
+            caption_file = os.path.join(path, os.path.splitext(key)[0] + ".txt")
+            lines = _text_lines(caption_file) if os.path.isfile(caption_file) else []
+            (texts if lines else missing).append(lines[0].split("#")[0].strip() if lines else caption_file)
+        if missing:
+            raise ValueError(f"--texts {path}: no caption for {len(missing)} generated motions: {_listed(missing)}")
+        return texts
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--texts {path}: no such file or folder")
+    if path.lower().endswith(".json"):
+        with open(path, encoding="utf-8") as f:
+            try:
+                mapping = json.load(f)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"--texts {path} is not valid JSON ({err})") from None
+        if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+            raise ValueError(f"--texts {path} must be a JSON object mapping each generated file to its text")
+        found = [mapping.get(key, mapping.get(os.path.splitext(key)[0])) for key in keys]
+        missing = [key for key, text in zip(keys, found) if text is None]
+        unused = sorted(set(mapping) - set(keys) - {os.path.splitext(key)[0] for key in keys})
+        if missing:
+            raise ValueError(f"--texts {path} has no text for {len(missing)} generated motions: {_listed(missing)}")
+        if unused:
+            raise ValueError(
+                f"--texts {path} names {len(unused)} files that are not generated motions: {_listed(unused)}"
+            )
+        return found
+    lines = _text_lines(path)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if len(lines) != len(keys):
+        raise ValueError(
+            f"--texts {path} has {len(lines)} lines for {len(keys)} generated motions: one text per line, in the "
+            "order of the generated files (sorted; see the report's `motions`)"
+        )
+    empty = [number for number, line in enumerate(lines, start=1) if not line.strip()]
+    if empty:
+        raise ValueError(f"--texts {path}: line {empty[0]} is empty; every generated motion needs its text")
+    return [line.strip() for line in lines]
+
+
+def _text_lines(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def _listed(items: list[str], limit: int = 5) -> str:
+    return ", ".join(items[:limit]) + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
+def set_features(model, processor, motion_set: MotionSet, args, run: Run, name: str) -> dict[int, np.ndarray]:
+    """{index in the set: un-normalised motion features}. Files that cannot be used are recorded in `run` (or
+    stop the command, --on_error raise); the arrays of an archive are refused naming their index."""
+    from motionpatches.generation_metrics import motion_features
+
+    if motion_set.arrays is not None:
+        features = motion_features(
+            model, processor, motion_set.arrays, motion_fps=args.fps, batch_size=args.batch_size, name=name
+        )
+        return dict(enumerate(features))
+    found = {}
+    inputs = scan_files(motion_set.files, args.skeleton, args.fps, run)
+    for skeleton, group in skeleton_groups(inputs).values():
+        group_processor = processor_for(processor, skeleton, group, run)
+        extractor = group_processor.feature_extractor
+        for start in range(0, len(group), args.batch_size):
+            batch = [(item, read_input(item, extractor, run)) for item in group[start : start + args.batch_size]]
+            loaded = [(item, values) for item, values in batch if values is not None]
+            if loaded:
+                found.update(loaded_features(model, group_processor, loaded, run))
+    run.skipped.read += len(found)
+    return found
+
+
+def loaded_features(model, processor, loaded: list[tuple[MotionInput, np.ndarray]], run: Run) -> dict[int, np.ndarray]:
+    """{input index: features} of read files; when the processor refuses the batch, file by file, so that only
+    the file it refuses is lost."""
+    from motionpatches.generation_metrics import motion_features
+
+    def one(item: MotionInput, values: np.ndarray) -> np.ndarray:
+        return motion_features(model, processor, [values], motion_fps=[item.fps], labels=[item.path])[0]
+
+    try:
+        values = [values for _, values in loaded]
+        features = motion_features(model, processor, values, motion_fps=[item.fps for item, _ in loaded])
+        return {item.index: vector for (item, _), vector in zip(loaded, features)}
+    except ValueError:
+        found = {item.index: run.attempt(item.path, one, item, values) for item, values in loaded}
+        return {index: vector for index, vector in found.items() if vector is not None}
+
+
+def multimodality_sets(folder: str) -> list[MotionSet]:
+    """One motion set per subfolder of `folder`: the motions generated from one text."""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"--multimodality {folder}: no such folder")
+    subfolders = sorted(e.path for e in os.scandir(folder) if e.is_dir())
+    if not subfolders:
+        raise ValueError(
+            f"--multimodality {folder} has no subfolders; give one subfolder per text, holding the motions "
+            "generated from that text"
+        )
+    return [load_motion_set([sub]) for sub in subfolders]
+
+
+def run_score(args) -> int:
+    import json
+
+    from motionpatches.atomic import write_text_atomically
+    from motionpatches.generation_metrics import (
+        format_generation_metrics,
+        generation_metrics_from_embeddings,
+        text_features,
+        unavailable_metrics,
+    )
+
+    out = output_path(args.output_file, "--output_file", ".json")
+    generated = load_motion_set([args.generated])
+    texts = read_score_texts(args.texts, generated.keys)
+    real = load_motion_set(args.real) if args.real else None
+    groups = multimodality_sets(args.multimodality) if args.multimodality else None
+    unavailable_metrics(  # a metric asked for that these inputs cannot give is refused before any work
+        len(generated.keys),
+        None if real is None else len(real.keys),
+        [len(group.keys) for group in groups or ()],
+        batch_size=args.r_precision_batch_size,
+        requested=args.metrics,
+    )
+    run = Run(motion_file_options(args), args.on_error, SkippedFiles())
+    model, processor = load_model_and_processor(args.model, trust_remote_code=args.trust_remote_code)
+
+    features = set_features(model, processor, generated, args, run, f"{args.generated}: motions")
+    kept = sorted(features)
+    if not kept:
+        run.skipped.print()
+        raise ValueError("none of the generated motions could be used (listed above); nothing was written")
+    real_features = None
+    if real is not None:
+        found = set_features(model, processor, real, args, run, f"{args.real[0]}: motions")
+        real_features = np.stack([found[i] for i in sorted(found)]) if found else None
+    group_features = None
+    if groups is not None:
+        group_features = []
+        for number, group in enumerate(groups):
+            found = set_features(
+                model, processor, group, args, run, f"{args.multimodality} subfolder {number}: motions"
+            )
+            if found:
+                group_features.append(np.stack([found[i] for i in sorted(found)]))
+    result = generation_metrics_from_embeddings(
+        text_features(model, processor, [texts[i] for i in kept], batch_size=args.batch_size),
+        np.stack([features[i] for i in kept]),
+        real_features,
+        multimodality_features=group_features,
+        batch_size=args.r_precision_batch_size,
+        replications=args.replications,
+        seed=args.seed,
+        diversity_pairs=args.diversity_pairs,
+        multimodality_pairs=args.multimodality_pairs,
+        metrics=args.metrics,
+    )
+    metrics = {key: value for key, value in result.items() if key not in ("unavailable", "settings")}
+    report = {
+        "model": args.model,
+        "generated": args.generated,
+        "texts": args.texts,
+        "real": args.real,
+        "multimodality": args.multimodality,
+        "metrics": metrics,
+        "unavailable": result["unavailable"],
+        "settings": result["settings"],
+        "skipped_files": len(run.skipped),
+        "motions": [{"file": generated.labels[i], "text": texts[i]} for i in kept],
+    }
+    write_text_atomically(out, json.dumps(report, indent=2) + "\n")
+    print(format_generation_metrics(result))
+    print(f"{len(kept)} generated motions scored; report written to {out}")
+    report_skipped(run.skipped, out)
+    return 0
+
+
 # ----------------------------------------------------------------------------- command line
 def add_model_arguments(command, required: bool = True, help_text: str = "saved model folder or Hub id") -> None:
     command.add_argument("--model", required=required, help=help_text)
@@ -518,6 +765,185 @@ def add_export_parser(commands) -> None:
     command.add_argument("--opset", type=positive_int, help="ONNX opset (default: the exporter's)")
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def metric_names(text: str) -> list[str]:
+    from motionpatches.generation_metrics import METRICS
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in METRICS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown metrics {unknown or text!r}; choose among {','.join(METRICS)}")
+    return names
+
+
+def add_score_parser(commands) -> None:
+    command = commands.add_parser(
+        "score",
+        help="score generated motions in the model's space: R-precision, FID, Diversity, ... (Guo et al.)",
+    )
+    add_model_arguments(command)
+    command.add_argument(
+        "--generated",
+        required=True,
+        help="folder of generated motion files (.npy / .bvh / .npz, may mix), or an .npz archive with `motions` "
+        "(N, frames, joints, 3) or (N, frames, 263 | 251) and optionally `lengths` (N,)",
+    )
+    command.add_argument(
+        "--texts",
+        required=True,
+        help="the text of each generated motion: a .txt file with one text per line in the order of the files "
+        "(sorted, as the report's `motions` lists them; array order in an archive), a .json object {file: text} "
+        '(path relative to --generated, suffix optional; "0", "1", ... in an archive), or a folder of '
+        "HumanML3D texts/<name>.txt (first caption)",
+    )
+    command.add_argument(
+        "--real", nargs="+", help="real motions, for FID and the real Diversity: files, folders or an .npz archive"
+    )
+    command.add_argument(
+        "--multimodality",
+        metavar="DIR",
+        help="for MultiModality: a folder with one subfolder per text, each holding motions generated from it",
+    )
+    command.add_argument("--output_file", required=True, help="the report (.json; the suffix is added when missing)")
+    command.add_argument("--replications", type=positive_int, default=20, help="replications (default 20)")
+    command.add_argument("--seed", type=non_negative_int, default=0, help="seed of the shuffles and pairs")
+    command.add_argument(
+        "--r_precision_batch_size", type=positive_int, default=32, help="R-precision batch size (default 32)"
+    )
+    command.add_argument("--diversity_pairs", type=positive_int, default=300)
+    command.add_argument("--multimodality_pairs", type=positive_int, default=10)
+    command.add_argument(
+        "--metrics",
+        type=metric_names,
+        help="comma-separated metrics that must be computed (an error says why one cannot be); "
+        "default: every metric the inputs allow, the others listed as unavailable",
+    )
+    command.add_argument(
+        "--fps", type=positive_fps, help="frame rate of files and arrays that carry none (default: the model's)"
+    )
+    command.add_argument("--skeleton", help="skeleton of the .npy / .npz files: preset or JSON (default: the model's)")
+    command.add_argument("--batch_size", type=positive_int, default=64, help="motions or texts embedded at once")
+    add_motion_file_arguments(command)
+    # a generated motion that cannot be read is a failure of the generator: dropping it would flatter the scores
+    command.set_defaults(on_error="raise")
+    for action in command._actions:
+        if action.dest == "on_error":
+            action.help = (
+                "a motion file that cannot be read stops the command, naming it (raise, the default here), or is "
+                "left out with its text and listed (skip)"
+            )
+
+
+def positive_seconds(text: str) -> float:
+    from motionpatches.arguments import positive_number
+
+    return positive_number(text, "number of seconds")
+
+
+def add_moments_parser(commands) -> None:
+    from motionpatches.moments import CANONICALIZE_MODES, DEFAULT_NMS_IOU, DEFAULT_STRIDE_SECONDS
+
+    command = commands.add_parser("moments", help="find where in long motions a text happens (time spans)")
+    command.add_argument("paths", nargs="+", help="long motions: .npy / .bvh / .npz files or folders of them")
+    add_model_arguments(command)
+    command.add_argument("--query", action="append", required=True, help="text to find (repeatable)")
+    command.add_argument("--top_k", type=positive_int, default=5, help="spans per query, over all files (1 or more)")
+    command.add_argument(
+        "--fps", type=positive_fps, help="frame rate of files that carry none, e.g. .npy (default: the model's)"
+    )
+    command.add_argument(
+        "--window_seconds",
+        type=positive_seconds,
+        nargs="+",
+        help="window lengths in seconds (default: whole seconds 1 to 10 that the model sees); give them after the files",
+    )
+    command.add_argument(
+        "--stride_seconds", type=positive_seconds, default=DEFAULT_STRIDE_SECONDS, help="window step (default 0.5 s)"
+    )
+    command.add_argument(
+        "--nms_iou",
+        type=float,
+        default=DEFAULT_NMS_IOU,
+        help="a span overlapping a better one of its file by more than this IoU is dropped (default 0.5)",
+    )
+    command.add_argument(
+        "--canonicalize",
+        choices=CANONICALIZE_MODES,
+        default="heading",
+        help="how each window is placed before embedding: as a clip starting at the origin facing +Z (heading, the "
+        "default), only moved to the origin (position), or as it lies (none)",
+    )
+    command.add_argument("--batch_size", type=positive_int, default=64, help="windows embedded at once")
+    command.add_argument("--output_file", help="also write the spans to this .json file")
+    add_motion_file_arguments(command)
+
+
+def run_moments(args) -> int:
+    """`moments`: every file read once (unreadable ones skipped and listed), then the best spans of all files for each
+    --query, ranked together. Files are in the model's skeleton."""
+    import json
+
+    from motionpatches.atomic import write_text_atomically
+    from motionpatches.moments import search_moments_in_gallery
+
+    out = output_path(args.output_file, "--output_file", ".json") if args.output_file else None
+    run = Run(motion_file_options(args), args.on_error, SkippedFiles())
+    files = motion_files(args.paths)
+    model, processor = load_model_and_processor(args.model, trust_remote_code=args.trust_remote_code)
+    skeleton = processor.feature_extractor.skeleton
+    options = file_options_for_skeleton(run.options, skeleton)
+    recordings, rates = {}, {}
+    for path in files:
+        motion = run.attempt(path, read_positions, path, options, skeleton.num_joints)
+        if motion is not None:
+            recordings[path], rates[path] = motion.values, motion.fps or args.fps
+    run.skipped.read = len(recordings)
+    if not recordings:
+        run.skipped.print()
+        raise ValueError(f"none of the {len(files)} motion files could be read (listed above); nothing was searched")
+    found = search_moments_in_gallery(
+        model,
+        processor,
+        recordings,
+        args.query,
+        k=args.top_k,
+        window_seconds=args.window_seconds,
+        stride_seconds=args.stride_seconds,
+        fps=rates,
+        nms_iou=args.nms_iou,
+        batch_size=args.batch_size,
+        canonicalize=args.canonicalize,
+    )
+    for query, hits in zip(args.query, found):
+        print(f'"{query}"')
+        for rank, hit in enumerate(hits, start=1):
+            print(f"  {rank:>2}. {hit.score:.3f}  {hit.start:7.2f} - {hit.end:7.2f} s  {hit.recording}")
+    if out is not None:
+        report = {
+            "model": args.model,
+            "settings": {
+                key: getattr(args, key)
+                for key in ("window_seconds", "stride_seconds", "nms_iou", "canonicalize", "top_k", "fps")
+            },
+            "queries": [
+                {"query": query, "moments": [hit._asdict() for hit in hits]} for query, hits in zip(args.query, found)
+            ],
+        }
+        write_text_atomically(out, json.dumps(report, indent=2) + "\n")
+        print(f"wrote {out}")
+    report_skipped(run.skipped, out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="motionpatches", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -527,6 +953,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_index_parser(commands)
     add_app_parser(commands)
     add_export_parser(commands)
+    add_score_parser(commands)
+    add_moments_parser(commands)
     return parser
 
 
@@ -537,6 +965,10 @@ def run_command(args) -> int:
         return run_app(args)
     if args.command == "export":
         return run_export(args)
+    if args.command == "score":
+        return run_score(args)
+    if args.command == "moments":
+        return run_moments(args)
     if args.command == "search" and args.index:
         if args.paths:
             raise ValueError("search takes motion files and folders, or --index, not both")
