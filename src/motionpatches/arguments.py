@@ -19,14 +19,22 @@ TRUST_REMOTE_CODE_HELP = (
 )
 
 
-def positive_int(text: str) -> int:
+def _int_at_least(text: str, minimum: int, description: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer (1 or more), got {value}")
+        raise argparse.ArgumentTypeError(f"expected {description}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {description} ({minimum} or more), got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _int_at_least(text, 1, "a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0, "an integer >= 0")
 
 
 def positive_number(text: str, what: str) -> float:
@@ -41,6 +49,10 @@ def positive_number(text: str, what: str) -> float:
 
 def positive_fps(text: str) -> float:
     return positive_number(text, "frame rate")
+
+
+def positive_seconds(text: str) -> float:
+    return positive_number(text, "number of seconds")
 
 
 def positive_scale(text: str) -> float:

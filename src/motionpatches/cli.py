@@ -45,9 +45,11 @@ from motionpatches.arguments import (
     add_threads_argument,
     add_trust_remote_code_argument,
     motion_file_options,
+    non_negative_int,
     output_path,
     positive_fps,
     positive_int,
+    positive_seconds,
 )
 from motionpatches.atomic import atomic_path
 from motionpatches.index import INDEX_FILE, INDEX_TYPES, MotionIndex, check_index_folder, push_index
@@ -765,16 +767,6 @@ def add_export_parser(commands) -> None:
     command.add_argument("--opset", type=positive_int, help="ONNX opset (default: the exporter's)")
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
 def metric_names(text: str) -> list[str]:
     from motionpatches.generation_metrics import METRICS
 
@@ -841,12 +833,6 @@ def add_score_parser(commands) -> None:
                 "a motion file that cannot be read stops the command, naming it (raise, the default here), or is "
                 "left out with its text and listed (skip)"
             )
-
-
-def positive_seconds(text: str) -> float:
-    from motionpatches.arguments import positive_number
-
-    return positive_number(text, "number of seconds")
 
 
 def add_moments_parser(commands) -> None:
