@@ -28,9 +28,12 @@ ROWS = {
     "baseline": [],
     "fn": ["--false_negatives", "similar", "--false_negative_threshold", "0.8"],
     "mirror": ["--mirror_prob", "0.5"],
-    "augment": ["--rotation_degrees", "15", "--speed_range", "0.9,1.1", "--min_crop_fraction", "0.8"],
+    "rotation": ["--rotation_degrees", "15"],
+    "speed": ["--speed_range", "0.9,1.1"],
+    "crop": ["--min_crop_fraction", "0.8"],
     "ema": ["--ema_decay", "0.99"],
 }
+ROWS["augment"] = [flag for name in ("rotation", "speed", "crop") for flag in ROWS[name]]
 ROWS["all"] = [flag for name in ("fn", "mirror", "augment", "ema") for flag in ROWS[name]]
 METRICS = ("t2m/R@1", "m2t/R@1", "t2m/R@5", "left_right_confusion", "held_out/t2m/R@1")
 
@@ -54,9 +57,15 @@ def run_command(split: str, row: str, seed: int, epochs: int, output_dir: str, e
         "",
         "--output_dir",
         output_dir,
-        *ROWS[row],
+        *row_flags(row),
         *extra,
     ]
+
+
+def row_flags(row: str) -> list[str]:
+    """The row's flags; mirroring is named off where the row does not turn it on, since it is on by default."""
+    flags = ROWS[row]
+    return flags if "--mirror_prob" in flags else ["--mirror_prob", "0", *flags]
 
 
 def held_out_recall(output_dir: str, split: str, seed: int, sizes: tuple[int, int, int]) -> float:
@@ -140,7 +149,7 @@ def main(argv=None) -> None:
     table = format_table(summarise(results), ["row", "runs", *METRICS])
     print(table)
     if not args.no_write:
-        flags = "; ".join(f"{row}: {' '.join(ROWS[row]) or '(defaults)'}" for row in args.rows)
+        flags = "; ".join(f"{row}: {' '.join(row_flags(row))}" for row in args.rows)
         notes = (
             f"Test split of `{args.split}`, mean ± sample std over seeds {args.seeds}, {args.epochs} epochs each "
             f"(equal steps). Rows: {flags}."

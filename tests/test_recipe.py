@@ -137,3 +137,21 @@ def test_held_out_combinations_never_reach_the_training_split():
     assert any(is_held_out(m["action"], m["variant"]) for m in generate_demo_motions(140, seed))
     assert is_held_out("wave", {"side": "right", "speed": "slow"})
     assert not is_held_out("wave", {"side": "left", "speed": "slow"})
+
+
+def test_mirroring_is_on_by_default_only_where_the_skeleton_has_sides(tmp_path, caplog):
+    from test_training import SPLITS, write_motion_folder
+
+    write_motion_folder(tmp_path / "mocap", 4, SPLITS)
+    # four joints in five chains named without sides: nothing to swap
+    chains = [["a", "b"], ["b", "c"], ["c", "d"], ["a", "c"], ["b", "d"]]
+    skeleton = {"name": "sideless", "joint_names": ["a", "b", "c", "d"], "chains": chains}
+    (tmp_path / "sideless.json").write_text(json.dumps(skeleton))
+    data = [*TINY, "--dataset_name", tmp_path / "mocap", "--skeleton", tmp_path / "sideless.json", "--max_steps", "1"]
+    with caplog.at_level("INFO", logger="motionpatches.training.train"):
+        train(*data, "--output_dir", tmp_path / "default")
+    assert "mirroring off: " in caplog.text and "left/right" in caplog.text
+    assert (tmp_path / "default" / "metrics.json").is_file()
+    with pytest.raises(SystemExit, match=r"--mirror_prob 0.5: .*left/right"):
+        train(*data, "--mirror_prob", "0.5", "--output_dir", tmp_path / "asked")
+    assert not (tmp_path / "asked" / "metrics.json").exists()

@@ -44,7 +44,7 @@ from motionpatches import (
 from motionpatches.atomic import staged_folder, write_text_atomically
 from motionpatches.loading import load_or_exit
 from motionpatches.modeling_motionpatches import create_motion_backbone
-from motionpatches.processors.mirroring import mirror_caption
+from motionpatches.processors.mirroring import mirror_caption, mirror_permutation
 from motionpatches.retrieval import default_sentence_encoder, format_metrics_table
 from motionpatches.skipped import SkippedFiles
 from motionpatches.threads import configure_threads
@@ -66,7 +66,7 @@ from motionpatches.training.evaluation import embed_split, left_right_confusion,
 from motionpatches.training.false_negatives import PAIR_KEYS, CaptionEmbeddings, caption_embeddings
 from motionpatches.training.loss import clamp_logit_scale, global_contrastive_loss
 from motionpatches.training.model_card import report_summary_markdown, trained_model_card, write_model_card
-from motionpatches.training.params import parse_args
+from motionpatches.training.params import DEFAULT_MIRROR_PROB, parse_args
 from motionpatches.training.report import failure_report, write_report
 from motionpatches.training.skeleton_transfer import processor_for_dataset
 
@@ -157,10 +157,7 @@ def finish(args, accelerator: Accelerator, processor, data, state: TrainState) -
     """The best model on the test split, saved with its card and metrics, then the query and the Hub."""
     best = best_model(args.output_dir, accelerator)
     test_embeddings, test_metrics = evaluate_test_split(args, accelerator, best, processor, data["test"], state)
-    report = failure_report(test_embeddings)
-    # before the final save, whose metrics.json marks the run finished
-    write_report(report, data["test"], os.path.join(args.output_dir, REPORT_DIR), processor.feature_extractor.skeleton)
-    save_final_model(args, best, processor, data, state, test_metrics, report_summary_markdown(report))
+    save_final_model(args, best, processor, data, state, test_metrics, failure_report(test_embeddings))
     if args.query:
         print_top_motions(args.query, best, processor, test_embeddings, data["test"], accelerator.device)
     if args.push_to_hub:
@@ -329,9 +326,20 @@ def param_groups(model, args):
     return [{"params": groups[part], "lr": getattr(args, f"learning_rate_{part}"), "name": part} for part in groups]
 
 
-def augmentation_settings(args) -> AugmentationSettings:
+def augmentation_settings(args, skeleton) -> AugmentationSettings:
+    """The flags' augmentations. Mirroring left unset is on where the skeleton has left/right chains to swap;
+    asked for on a skeleton without them, it stops here, before any training, with the reason."""
+    mirror_prob = args.mirror_prob
+    if mirror_prob is None or mirror_prob > 0:
+        try:
+            mirror_permutation(skeleton)
+        except ValueError as err:
+            if mirror_prob is not None:
+                raise SystemExit(f"--mirror_prob {mirror_prob}: {err}") from None
+            logger.info(f"mirroring off: {err}")
+            mirror_prob = 0.0
     return AugmentationSettings(
-        mirror_prob=args.mirror_prob,
+        mirror_prob=DEFAULT_MIRROR_PROB if mirror_prob is None else mirror_prob,
         rotation_degrees=args.rotation_degrees,
         speed_range=args.speed_range,
         min_crop_fraction=args.min_crop_fraction,
@@ -358,7 +366,7 @@ def training_caption_embeddings(args, rows, augmentation: AugmentationSettings) 
 def build_train_batches(args, rows, processor) -> TrainBatches:
     train_rows = EpochSeededRows(rows, args.seed)
     sampler = EpochPermutationSampler(len(train_rows), args.seed)
-    augmentation = augmentation_settings(args)
+    augmentation = augmentation_settings(args, processor.feature_extractor.skeleton)
     collator = MotionTextCollator(
         processor,
         train=True,
@@ -601,12 +609,20 @@ def evaluate_test_split(args, accelerator: Accelerator, model, processor, rows, 
     return embeddings, metrics
 
 
-def save_final_model(args, model, processor, data, state: TrainState, test_metrics: dict, failure_summary=None) -> None:
-    """Model, processor, model card and metrics.json in output_dir, which replace best_model/. metrics.json comes
-    last: it marks the run finished. Staged inside output_dir, whose parent may not be writable."""
+def save_final_model(args, model, processor, data, state: TrainState, test_metrics: dict, report: dict) -> None:
+    """Model, processor, the test split's failure report (output_dir/report/), model card and metrics.json in
+    output_dir, which replace best_model/. metrics.json comes last: it marks the run finished. Staged inside
+    output_dir, whose parent may not be writable."""
     save_model(args.output_dir, model, processor, staging_parent=args.output_dir)
+    write_report(report, data["test"], os.path.join(args.output_dir, REPORT_DIR), processor.feature_extractor.skeleton)
     card = trained_model_card(
-        vars(args), data, state.best_metrics, test_metrics, state.step, state.best_step, failure_summary=failure_summary
+        vars(args),
+        data,
+        state.best_metrics,
+        test_metrics,
+        state.step,
+        state.best_step,
+        failure_summary=report_summary_markdown(report),
     )
     write_model_card(args.output_dir, **card)
     metrics = {
