@@ -126,7 +126,9 @@ class TokenizingCollate:
 def build_loaders(config: dict, rows, processor) -> tuple[dict, object]:
     """The three loaders over the same rows, sampler seed and epoch: the same batches in the same order; and
     train.py's `TrainBatches` behind ours."""
-    args = train_args(["--per_device_train_batch_size", str(config["batch"]), "--seed", str(config["seed"])])
+    # mirroring off: the per-sample loops it is compared with reproduce the reference recipe, which has none
+    batch_flags = ["--per_device_train_batch_size", str(config["batch"]), "--seed", str(config["seed"])]
+    args = train_args([*batch_flags, "--mirror_prob", "0"])
     ours = build_train_batches(args, rows, processor)
     loaders = {"ours": ours.loader}
     for name, dataset_class in zip(VARIANTS[1:], (ReferenceRecipeRows, ExtractorPerSampleRows)):
