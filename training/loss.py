@@ -16,6 +16,12 @@ from motionpatches.training.false_negatives import false_negative_mask
 MAX_LOGIT_SCALE = 100.0
 
 
+def _all_gather(values: torch.Tensor) -> torch.Tensor:
+    gathered = [torch.empty_like(values) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, values.contiguous())
+    return torch.cat(gathered, dim=0)
+
+
 class _AllGatherWithGrad(torch.autograd.Function):
     """all_gather whose backward returns this process's slice of the gradient summed over all processes,
     since every process's loss depends on every process's features. Needs equal batch sizes per process."""
@@ -23,9 +29,7 @@ class _AllGatherWithGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, features):
         ctx.rank, ctx.world_size = dist.get_rank(), dist.get_world_size()
-        gathered = [torch.empty_like(features) for _ in range(ctx.world_size)]
-        dist.all_gather(gathered, features.contiguous())
-        return torch.cat(gathered, dim=0)
+        return _all_gather(features)
 
     @staticmethod
     def backward(ctx, grad):
@@ -45,9 +49,7 @@ def gather_constant(values: torch.Tensor) -> torch.Tensor:
     """Concatenate `values` (no gradient needed) from all processes in rank order."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return values
-    gathered = [torch.empty_like(values) for _ in range(dist.get_world_size())]
-    dist.all_gather(gathered, values.contiguous())
-    return torch.cat(gathered, dim=0)
+    return _all_gather(values)
 
 
 def global_contrastive_loss(
