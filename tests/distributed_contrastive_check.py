@@ -77,6 +77,10 @@ def main():
         results.update({f"masked/{name}": grad for name, grad in masked_grads.items()})
         safetensors.torch.save_file(results, sys.argv[1])
         print(f"world size {accelerator.num_processes}")
+    # both processes leave together and close the process group: a process that exits while gloo's threads
+    # still serve the other one can abort ("terminate called without an active exception")
+    accelerator.wait_for_everyone()
+    torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
